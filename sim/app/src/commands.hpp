@@ -1,0 +1,11 @@
+// Sub-command registration: each family of commands adds itself to the CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace twinfleet::app {
+
+// `twinfleet sas …` and `twinfleet certs …`: SAS tokens and a development CA.
+void add_auth_commands(CLI::App& app);
+
+}  // namespace twinfleet::app
