@@ -2,12 +2,12 @@
 #pragma once
 
 #include <boost/json.hpp>
-#include <boost/system/result.hpp>
+
+#include "catch_printers.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <sstream>
 #include <string>
 
 namespace twinfleet::test {
@@ -24,25 +24,3 @@ inline std::chrono::system_clock::time_point at(double seconds = 0) {
 }
 
 }  // namespace twinfleet::test
-
-// Catch2 prints json values through this when an assertion fails.
-namespace Catch {
-template <>
-struct StringMaker<boost::json::value> {
-  static std::string convert(const boost::json::value& v) { return boost::json::serialize(v); }
-};
-template <>
-struct StringMaker<boost::json::object> {
-  static std::string convert(const boost::json::object& v) { return boost::json::serialize(v); }
-};
-// A result prints as {ok} or {error <the error>}, whatever its value type.
-template <class T, class E>
-struct StringMaker<boost::system::result<T, E>> {
-  static std::string convert(const boost::system::result<T, E>& r) {
-    if (r) return "{ok}";
-    std::ostringstream os;
-    os << "{error " << r.error() << "}";
-    return os.str();
-  }
-};
-}  // namespace Catch
