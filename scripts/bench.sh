@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make bench`: runs every benchmark program under build/bench/ and prints their tables.
+# Benchmarks report medians of repeated runs and ratios against a baseline measured in the
+# same invocation, because these machines are shared and noisy.
+set -euo pipefail
+build_dir=${1:-build}
+shopt -s nullglob
+found=0
+for program in "$build_dir"/bench/*_bench; do
+  [ -x "$program" ] || continue
+  found=1
+  echo "== $(basename "$program")"
+  "$program"
+  echo
+done
+if [ "$found" = 0 ]; then
+  echo "bench: no benchmark programs in $build_dir/bench (build with TWINFLEET_BUILD_BENCH=ON)" >&2
+  exit 1
+fi
