@@ -1,0 +1,172 @@
+// The local hub's brain: identities, the twin and shadow store, and both platforms' device and
+// service dialects (PROTOCOLS.md A4-A11, B1-B9). Sans-I/O: device connections come in as
+// `link`s, time as `now`, deadlines go out through next_deadline()/on_timer(); the MQTT and
+// HTTP front ends and the timer that drive it live in hub.hpp.
+//
+// Not thread-safe: one hub_core lives on one executor, and every call comes from it.
+#pragma once
+
+#include <twinfleet/hub/link.hpp>
+#include <twinfleet/hub/settings.hpp>
+#include <twinfleet/twin/aws_shadow.hpp>
+#include <twinfleet/twin/azure_twin.hpp>
+#include <twinfleet/twin/error.hpp>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace twinfleet::auth {
+struct sigv4_received_request;
+}
+
+namespace twinfleet::hub {
+
+namespace json = boost::json;
+using time_point = twin::time_point;
+
+enum class dialect { azure, aws };
+
+// A direct method's answer as the service sees it (A8): the device's status and payload.
+struct method_response {
+  int status = 0;
+  json::value payload;
+};
+using method_callback = std::function<void(twin::result<method_response>)>;
+
+// Counters the metrics endpoint exports. Single-threaded, plain integers.
+struct hub_counters {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_refused = 0;
+  std::uint64_t connections_taken_over = 0;
+  std::uint64_t connections_closed_by_hub = 0;  // protocol violations, QoS 2 on Azure, expiry
+  std::uint64_t azure_twin_gets = 0;
+  std::uint64_t azure_reported_patches = 0;
+  std::uint64_t azure_reported_rejected = 0;
+  std::uint64_t azure_desired_notifications = 0;
+  std::uint64_t azure_methods_invoked = 0;
+  std::uint64_t azure_methods_failed = 0;
+  std::uint64_t azure_telemetry = 0;
+  std::uint64_t aws_updates = 0;
+  std::uint64_t aws_rejected = 0;
+  std::uint64_t aws_gets = 0;
+  std::uint64_t aws_deletes = 0;
+  std::uint64_t aws_deltas = 0;
+  std::uint64_t aws_messages_routed = 0;
+  std::uint64_t dropped_publishes = 0;  // reserved or unknown topics that were not served
+  std::uint64_t rest_requests = 0;
+  std::uint64_t rest_unauthorized = 0;
+};
+
+class hub_core {
+ public:
+  explicit hub_core(hub_settings settings);
+  ~hub_core();
+  hub_core(const hub_core&) = delete;
+  hub_core& operator=(const hub_core&) = delete;
+
+  // ---- device side: one call per MQTT event of a connection ----
+
+  // Decides a CONNECT: which dialect, which identity, whether the credentials hold. A new
+  // connection for an identity already connected closes the old one (A4, B9).
+  [[nodiscard]] mqtt::connect_return_code on_connect(link& device, const mqtt::connect_packet& connect,
+                                                     time_point now);
+  // Per filter: granted QoS (QoS 2 granted as 1) or failure (0x80): Azure allows only its
+  // documented filters, at most five; AWS allows any valid filter.
+  [[nodiscard]] std::vector<mqtt::suback_code> on_subscribe(link& device, std::span<const mqtt::subscription> filters,
+                                                            time_point now);
+  void on_unsubscribe(link& device, std::span<const std::string_view> filters);
+  // Serves one PUBLISH: twin GET/PATCH, method responses, telemetry (Azure); shadow
+  // get/update/delete and ordinary pub/sub (AWS). May answer on `device`, notify other
+  // connections, or close `device` where the platform would.
+  void on_publish(link& device, const mqtt::publish_packet& publish, time_point now);
+  // The connection is gone (closed by either side or lost).
+  void on_disconnect(link& device, time_point now);
+
+  // ---- timers: method timeouts, SAS expiry ----
+  [[nodiscard]] std::optional<time_point> next_deadline() const;
+  void on_timer(time_point now);
+
+  // ---- service side: authorization ----
+
+  // Azure: an `Authorization: SharedAccessSignature …` policy token (skn) whose policy grants
+  // `needed`, for a resource covering `{host}/devices/{device_id}` (or the hub).
+  // Errors: 401003 with a message.
+  [[nodiscard]] twin::result<void> authorize_azure(std::string_view authorization, std::string_view device_id,
+                                                   permission needed, time_point now);
+  // AWS: SigV4 (header or presigned) with one of the configured access keys.
+  // Errors: 403 "Forbidden" family with AWS's wording.
+  [[nodiscard]] twin::result<void> authorize_aws(const auth::sigv4_received_request& request, time_point now);
+
+  // ---- service side: Azure twins (A11) and methods (A8) ----
+
+  // The full twin. Errors: 404001 DeviceNotFound.
+  [[nodiscard]] twin::result<json::object> azure_get_twin(std::string_view device_id) const;
+  // PATCH (replace = false) or PUT (replace = true) of tags and desired; notifies the device
+  // when it is connected and subscribed. Returns the updated twin.
+  [[nodiscard]] twin::result<json::object> azure_update_twin(std::string_view device_id, const json::value& body,
+                                                             const twin::if_match& match, bool replace,
+                                                             time_point now);
+  // POST /twins/{id}/methods with the A8 body. `done` is called exactly once: with the
+  // device's answer, 404103 when the device is not connected and subscribed, 504101 when it
+  // does not answer within responseTimeoutInSeconds, or 400004 for a bad body.
+  void azure_invoke_method(std::string_view device_id, const json::value& body, time_point now, method_callback done);
+
+  // ---- service side: Azure identity registry ----
+
+  // PUT /devices/{id}: creates or updates {deviceId, status, authentication{type,
+  // symmetricKey{primaryKey, secondaryKey}, x509Thumbprint{…}}}; keys are generated when
+  // absent. Returns the device identity as IoT Hub shows it.
+  // Errors: 400004 bad body or id, 409001 when `create_only` and it exists, 412001 etag.
+  [[nodiscard]] twin::result<json::object> azure_put_device(std::string_view device_id, const json::value& body,
+                                                            const twin::if_match& match, time_point now);
+  [[nodiscard]] twin::result<json::object> azure_get_device(std::string_view device_id) const;
+  // Errors: 404001, 412001.
+  [[nodiscard]] twin::result<void> azure_delete_device(std::string_view device_id, const twin::if_match& match,
+                                                       time_point now);
+  [[nodiscard]] json::array azure_list_devices(std::size_t max) const;
+
+  // ---- service side: AWS shadows (B8); every accepted update also reaches MQTT subscribers ----
+
+  // Errors: the AWS codes and messages of twin::aws_shadow (404 when missing).
+  [[nodiscard]] twin::result<json::object> aws_get_shadow(std::string_view thing, std::string_view shadow,
+                                                          time_point now);
+  [[nodiscard]] twin::result<json::object> aws_update_shadow(std::string_view thing, std::string_view shadow,
+                                                             std::string_view payload, time_point now);
+  [[nodiscard]] twin::result<json::object> aws_delete_shadow(std::string_view thing, std::string_view shadow,
+                                                             time_point now);
+  // ListNamedShadowsForThing: {"results":[…],"nextToken":…,"timestamp":T}; unknown things give
+  // an empty list; the classic shadow is not listed.
+  [[nodiscard]] json::object aws_list_named_shadows(std::string_view thing, std::string_view next_token,
+                                                    std::size_t page_size, time_point now) const;
+
+  // ---- introspection ----
+
+  [[nodiscard]] const hub_settings& settings() const noexcept;
+  [[nodiscard]] const hub_counters& counters() const noexcept;
+  [[nodiscard]] hub_counters& counters() noexcept;
+  [[nodiscard]] std::size_t connected_devices() const noexcept;
+  [[nodiscard]] std::size_t twin_count() const noexcept;
+  [[nodiscard]] std::size_t shadow_count() const noexcept;
+
+  // Derives an Azure device's key from the group key (A9 group enrollment).
+  [[nodiscard]] std::string device_key_for(std::string_view device_id) const;
+
+  // The implementation's state: opaque here, shared by the dialect sources.
+  struct state;
+
+ private:
+  std::unique_ptr<state> state_;
+};
+
+}  // namespace twinfleet::hub

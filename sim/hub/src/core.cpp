@@ -1,0 +1,432 @@
+// hub_core: connections, routing, timers, service authorization and the identity registry.
+// The two device dialects live in core_azure.cpp and core_aws.cpp.
+#include "core_state.hpp"
+
+#include <twinfleet/auth/sas.hpp>
+#include <twinfleet/auth/sigv4.hpp>
+#include <twinfleet/mqtt/topic.hpp>
+#include <twinfleet/twin/names.hpp>
+
+#include <algorithm>
+
+namespace twinfleet::hub {
+
+namespace {
+
+twin::error azure_error(int code, std::string message) { return twin::error{code, std::move(message)}; }
+
+std::string_view auth_type_name(azure_auth_type t) {
+  switch (t) {
+    case azure_auth_type::self_signed: return "selfSigned";
+    case azure_auth_type::certificate_authority: return "certificateAuthority";
+    default: return "sas";
+  }
+}
+
+std::string counter_etag(std::int64_t n) {
+  std::string bytes(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    bytes[static_cast<std::size_t>(i)] = static_cast<char>(n & 0xFF);
+    n >>= 8;
+  }
+  return auth::base64_encode(bytes);
+}
+
+json::object identity_json(const azure_device& d) {
+  json::object out;
+  out["deviceId"] = d.device_id;
+  out["generationId"] = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            d.created.time_since_epoch()).count());
+  out["etag"] = counter_etag(d.identity_version);
+  out["connectionState"] = d.connection != nullptr ? "Connected" : "Disconnected";
+  out["status"] = d.enabled ? "enabled" : "disabled";
+  out["statusReason"] = nullptr;
+  out["connectionStateUpdatedTime"] = twin::format_iso8601(d.created);
+  out["statusUpdatedTime"] = twin::format_iso8601(d.created);
+  out["lastActivityTime"] = d.twin.to_json().at("lastActivityTime");
+  out["cloudToDeviceMessageCount"] = 0;
+  json::object auth;
+  auth["type"] = auth_type_name(d.auth_type);
+  auth["symmetricKey"] = json::object{{"primaryKey", d.primary_key}, {"secondaryKey", d.secondary_key}};
+  auth["x509Thumbprint"] = json::object{
+      {"primaryThumbprint", d.primary_thumbprint.empty() ? json::value(nullptr) : json::value(d.primary_thumbprint)},
+      {"secondaryThumbprint",
+       d.secondary_thumbprint.empty() ? json::value(nullptr) : json::value(d.secondary_thumbprint)}};
+  out["authentication"] = std::move(auth);
+  out["capabilities"] = json::object{{"iotEdge", false}};
+  return out;
+}
+
+// A string member of `o`, or empty when absent or null; `ok` false when present and not a string.
+std::string string_member(const json::object& o, std::string_view key, bool& ok) {
+  const auto* v = o.if_contains(key);
+  if (v == nullptr || v->is_null()) return {};
+  if (!v->is_string()) {
+    ok = false;
+    return {};
+  }
+  return std::string(v->get_string());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// state helpers
+
+azure_device* hub_core::state::find_device(std::string_view id) {
+  auto it = azure_devices.find(id);
+  return it == azure_devices.end() ? nullptr : &it->second;
+}
+
+azure_device& hub_core::state::create_device(std::string_view id, time_point now) {
+  auto [it, inserted] = azure_devices.try_emplace(std::string(id), std::string(id), now, settings.azure_limits);
+  if (inserted && !settings.group_key.empty()) {
+    auto key = auth::derive_device_key(settings.group_key, id);
+    if (key) {
+      it->second.primary_key = *key;
+      it->second.secondary_key = *key;
+    }
+  }
+  return it->second;
+}
+
+void hub_core::state::route(std::string_view topic, std::string_view payload, mqtt::qos published_qos) {
+  // Deliver once per connection at the highest QoS its matching filters grant, capped by the
+  // QoS the message was published with (MQTT 3.1.1 4.3).
+  std::vector<subscriber> targets;
+  auto add = [&](const subscriber& s) {
+    for (auto& t : targets) {
+      if (t.connection == s.connection) {
+        t.qos = std::max(t.qos, s.qos);
+        return;
+      }
+    }
+    targets.push_back(s);
+  };
+  if (auto it = exact_subscriptions.find(topic); it != exact_subscriptions.end()) {
+    for (const auto& s : it->second) add(s);
+  }
+  for (const auto& [filter, s] : wildcard_subscriptions) {
+    if (mqtt::topic_matches(filter, topic)) add(s);
+  }
+  for (const auto& t : targets) {
+    t.connection->send(topic, payload, std::min(t.qos, published_qos));
+    ++counters.aws_messages_routed;
+  }
+}
+
+void hub_core::state::add_subscription(link& connection, connection_state& cs, std::string_view filter,
+                                       mqtt::qos qos) {
+  remove_subscription(connection, cs, filter);  // a repeated SUBSCRIBE replaces it (MQTT 3.1.1 3.8.4)
+  cs.filters.emplace_back(std::string(filter), qos);
+  if (filter.find_first_of("+#") != std::string_view::npos) {
+    wildcard_subscriptions.emplace_back(std::string(filter), subscriber{&connection, qos});
+  } else {
+    exact_subscriptions[std::string(filter)].push_back(subscriber{&connection, qos});
+  }
+}
+
+void hub_core::state::remove_subscription(link& connection, connection_state& cs, std::string_view filter) {
+  std::erase_if(cs.filters, [&](const auto& p) { return p.first == filter; });
+  if (auto it = exact_subscriptions.find(filter); it != exact_subscriptions.end()) {
+    std::erase_if(it->second, [&](const subscriber& s) { return s.connection == &connection; });
+    if (it->second.empty()) exact_subscriptions.erase(it);
+  }
+  std::erase_if(wildcard_subscriptions,
+                [&](const auto& p) { return p.second.connection == &connection && p.first == filter; });
+}
+
+void hub_core::state::close_by_hub(link& connection) {
+  ++counters.connections_closed_by_hub;
+  connection.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+hub_core::hub_core(hub_settings settings) : state_(std::make_unique<state>(std::move(settings))) {
+  if (state_->settings.policies.empty()) state_->settings.policies = default_policies();
+  if (state_->settings.group_key.empty()) state_->settings.group_key = random_key();
+}
+
+hub_core::~hub_core() = default;
+
+const hub_settings& hub_core::settings() const noexcept { return state_->settings; }
+const hub_counters& hub_core::counters() const noexcept { return state_->counters; }
+hub_counters& hub_core::counters() noexcept { return state_->counters; }
+std::size_t hub_core::connected_devices() const noexcept { return state_->connections.size(); }
+std::size_t hub_core::twin_count() const noexcept { return state_->azure_devices.size(); }
+
+std::size_t hub_core::shadow_count() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [name, thing] : state_->aws_things) n += thing.shadows.size();
+  return n;
+}
+
+std::string hub_core::device_key_for(std::string_view device_id) const {
+  auto key = auth::derive_device_key(state_->settings.group_key, device_id);
+  return key ? *key : std::string{};
+}
+
+mqtt::connect_return_code hub_core::on_connect(link& device, const mqtt::connect_packet& connect, time_point now) {
+  const auto code = is_azure_connect(connect) ? azure_connect(*state_, device, connect, now)
+                                              : aws_connect(*state_, device, connect, now);
+  if (code == mqtt::connect_return_code::accepted) {
+    ++state_->counters.connections_accepted;
+  } else {
+    ++state_->counters.connections_refused;
+  }
+  return code;
+}
+
+std::vector<mqtt::suback_code> hub_core::on_subscribe(link& device, std::span<const mqtt::subscription> filters,
+                                                      time_point) {
+  auto it = state_->connections.find(&device);
+  if (it == state_->connections.end()) return std::vector<mqtt::suback_code>(filters.size(), mqtt::suback_code::failure);
+  return it->second.kind == dialect::azure ? azure_subscribe(*state_, device, it->second, filters)
+                                           : aws_subscribe(*state_, device, it->second, filters);
+}
+
+void hub_core::on_unsubscribe(link& device, std::span<const std::string_view> filters) {
+  auto it = state_->connections.find(&device);
+  if (it == state_->connections.end()) return;
+  auto& cs = it->second;
+  for (auto filter : filters) {
+    if (cs.kind == dialect::aws) {
+      state_->remove_subscription(device, cs, filter);
+    } else if (filter == "$iothub/twin/res/#") {
+      cs.twin_responses.reset();
+    } else if (filter == "$iothub/twin/PATCH/properties/desired/#") {
+      cs.desired_updates.reset();
+    } else if (filter == "$iothub/methods/POST/#") {
+      cs.method_requests.reset();
+    } else {
+      cs.cloud_to_device.reset();
+    }
+  }
+}
+
+void hub_core::on_publish(link& device, const mqtt::publish_packet& publish, time_point now) {
+  auto it = state_->connections.find(&device);
+  if (it == state_->connections.end()) return;
+  if (it->second.kind == dialect::azure) {
+    azure_publish(*state_, device, it->second, publish, now);
+  } else {
+    aws_publish(*state_, device, it->second, publish, now);
+  }
+}
+
+void hub_core::on_disconnect(link& device, time_point now) {
+  auto it = state_->connections.find(&device);
+  if (it == state_->connections.end()) return;
+  auto& cs = it->second;
+  if (cs.expiry) state_->expiries.erase(*cs.expiry);
+  if (cs.kind == dialect::azure) {
+    if (auto* d = state_->find_device(cs.identity); d != nullptr && d->connection == &device) {
+      d->connection = nullptr;
+      d->twin.set_connected(false, now);
+    }
+  } else {
+    while (!cs.filters.empty()) state_->remove_subscription(device, cs, std::string(cs.filters.back().first));
+    if (auto c = state_->aws_clients.find(cs.client_id); c != state_->aws_clients.end() && c->second == &device) {
+      state_->aws_clients.erase(c);
+    }
+  }
+  state_->connections.erase(it);
+}
+
+std::optional<time_point> hub_core::next_deadline() const {
+  std::optional<time_point> next;
+  if (!state_->method_deadlines.empty()) next = state_->method_deadlines.begin()->first;
+  if (!state_->expiries.empty() && (!next || state_->expiries.begin()->first < *next)) {
+    next = state_->expiries.begin()->first;
+  }
+  return next;
+}
+
+void hub_core::on_timer(time_point now) {
+  auto& st = *state_;
+  while (!st.method_deadlines.empty() && st.method_deadlines.begin()->first <= now) {
+    const std::string rid = st.method_deadlines.begin()->second;
+    st.method_deadlines.erase(st.method_deadlines.begin());
+    auto it = st.methods.find(rid);
+    if (it == st.methods.end()) continue;
+    auto done = std::move(it->second.done);
+    st.methods.erase(it);
+    ++st.counters.azure_methods_failed;
+    done(azure_error(504101, "Timed out waiting for the response from device."));
+  }
+  // An expired SAS token ends the connection: MQTT 3.1.1 cannot re-authenticate (A4).
+  while (!st.expiries.empty() && st.expiries.begin()->first <= now) {
+    link* connection = st.expiries.begin()->second;
+    auto conn = st.connections.find(connection);
+    if (conn != st.connections.end()) conn->second.expiry.reset();
+    st.expiries.erase(st.expiries.begin());
+    st.close_by_hub(*connection);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// service authorization
+
+twin::result<void> hub_core::authorize_azure(std::string_view authorization, std::string_view device_id,
+                                             permission needed, time_point now) {
+  auto& st = *state_;
+  auto token = auth::parse_sas_token(authorization);
+  if (!token) return azure_error(401003, "The SharedAccessSignature token is malformed: " + token.error().message());
+  if (!token->policy_name) {
+    return azure_error(401003, "A device token cannot be used for this operation; use a shared access policy (skn).");
+  }
+  const auto policy = std::find_if(st.settings.policies.begin(), st.settings.policies.end(),
+                                   [&](const access_policy& p) { return p.name == *token->policy_name; });
+  if (policy == st.settings.policies.end()) {
+    return azure_error(401003, "Unknown shared access policy '" + *token->policy_name + "'.");
+  }
+  const bool granted = (needed == permission::registry_read && policy->registry_read) ||
+                       (needed == permission::registry_write && policy->registry_write) ||
+                       (needed == permission::service_connect && policy->service_connect) ||
+                       (needed == permission::device_connect && policy->device_connect);
+  if (!granted) return azure_error(401003, "The policy '" + policy->name + "' does not grant this operation.");
+  // The token must cover the device's resource; its host part is whatever the caller used.
+  const auto host = std::string_view(token->resource).substr(0, token->resource.find('/'));
+  const std::string resource =
+      device_id.empty() ? std::string(host) : std::string(host) + "/devices/" + std::string(device_id);
+  auto ok = auth::verify_sas_token(*token, policy->primary_key, resource, now);
+  if (!ok && ok.error() == auth::auth_errc::bad_signature) ok = auth::verify_sas_token(*token, policy->secondary_key, resource, now);
+  if (!ok) return azure_error(401003, "Unauthorized: " + ok.error().message());
+  return {};
+}
+
+twin::result<void> hub_core::authorize_aws(const auth::sigv4_received_request& request, time_point now) {
+  auto& st = *state_;
+  auth::sigv4_verify_options options;
+  options.lookup_secret = [&](std::string_view id) -> std::optional<std::string> {
+    for (const auto& key : st.settings.aws_keys) {
+      if (key.access_key_id == id) return key.secret_access_key;
+    }
+    return std::nullopt;
+  };
+  auto ok = auth::verify_sigv4(request, options, now);
+  if (ok) return {};
+  using auth::auth_errc;
+  const auto e = ok.error();
+  if (e == auth_errc::missing_authentication) return twin::error{403, "Missing Authentication Token"};
+  if (e == auth_errc::unknown_access_key) return twin::error{403, "The security token included in the request is invalid."};
+  if (e == auth_errc::bad_signature) {
+    return twin::error{403,
+                       "The request signature we calculated does not match the signature you provided. Check your AWS "
+                       "Secret Access Key and signing method. Consult the service documentation for details."};
+  }
+  if (e == auth_errc::request_time_skewed || e == auth_errc::expired) return twin::error{403, "Signature expired."};
+  return twin::error{403, "Credential should be scoped correctly: " + e.message()};
+}
+
+// ---------------------------------------------------------------------------------------------
+// the identity registry
+
+twin::result<json::object> hub_core::azure_put_device(std::string_view device_id, const json::value& body,
+                                                      const twin::if_match& match, time_point now) {
+  auto& st = *state_;
+  if (!twin::is_valid_device_id(device_id)) return azure_error(400004, "The device id '" + std::string(device_id) + "' is not valid.");
+  if (!body.is_object()) return azure_error(400004, "The request body must be a JSON object.");
+  const auto& o = body.get_object();
+  bool ok = true;
+  const auto body_id = string_member(o, "deviceId", ok);
+  if (!ok || (!body_id.empty() && body_id != device_id)) {
+    return azure_error(400004, "deviceId in the body does not match the device id in the path.");
+  }
+  const auto status = string_member(o, "status", ok);
+  if (!ok || (!status.empty() && status != "enabled" && status != "disabled")) {
+    return azure_error(400004, "status must be 'enabled' or 'disabled'.");
+  }
+  azure_auth_type type = azure_auth_type::sas;
+  std::string primary, secondary, thumb1, thumb2;
+  if (const auto* a = o.if_contains("authentication"); a != nullptr && !a->is_null()) {
+    if (!a->is_object()) return azure_error(400004, "authentication must be an object.");
+    const auto& ao = a->get_object();
+    const auto type_name = string_member(ao, "type", ok);
+    if (type_name == "selfSigned") {
+      type = azure_auth_type::self_signed;
+    } else if (type_name == "certificateAuthority") {
+      type = azure_auth_type::certificate_authority;
+    } else if (!type_name.empty() && type_name != "sas") {
+      return azure_error(400004, "authentication.type must be sas, selfSigned or certificateAuthority.");
+    }
+    if (const auto* k = ao.if_contains("symmetricKey"); k != nullptr && k->is_object()) {
+      primary = string_member(k->get_object(), "primaryKey", ok);
+      secondary = string_member(k->get_object(), "secondaryKey", ok);
+    }
+    if (const auto* t = ao.if_contains("x509Thumbprint"); t != nullptr && t->is_object()) {
+      thumb1 = string_member(t->get_object(), "primaryThumbprint", ok);
+      thumb2 = string_member(t->get_object(), "secondaryThumbprint", ok);
+    }
+    if (!ok) return azure_error(400004, "authentication members must be strings.");
+  }
+  for (const auto& key : {primary, secondary}) {
+    if (!key.empty() && !auth::base64_decode(key)) return azure_error(400004, "Symmetric keys must be base64.");
+  }
+  if (type == azure_auth_type::self_signed && thumb1.empty()) {
+    return azure_error(400004, "A selfSigned device needs x509Thumbprint.primaryThumbprint.");
+  }
+
+  auto* existing = st.find_device(device_id);
+  if (existing != nullptr) {
+    if (match.what == twin::if_match::kind::absent) {
+      return azure_error(409001, "A device with id '" + std::string(device_id) + "' already exists.");
+    }
+    if (match.what == twin::if_match::kind::tag && match.tag != counter_etag(existing->identity_version)) {
+      return azure_error(412001, "The If-Match etag does not match the device identity's etag.");
+    }
+  }
+  auto& d = existing != nullptr ? *existing : st.create_device(device_id, now);
+  if (existing != nullptr) ++d.identity_version;
+  d.auth_type = type;
+  if (type == azure_auth_type::sas) {
+    d.primary_key = primary.empty() ? (existing != nullptr && !d.primary_key.empty() ? d.primary_key : random_key()) : primary;
+    d.secondary_key =
+        secondary.empty() ? (existing != nullptr && !d.secondary_key.empty() ? d.secondary_key : random_key()) : secondary;
+  } else {
+    d.primary_key.clear();
+    d.secondary_key.clear();
+  }
+  d.primary_thumbprint = thumb1;
+  d.secondary_thumbprint = thumb2;
+  d.enabled = status != "disabled";
+  d.twin.set_enabled(d.enabled, now);
+  if (!d.enabled && d.connection != nullptr) st.close_by_hub(*d.connection);
+  return identity_json(d);
+}
+
+twin::result<json::object> hub_core::azure_get_device(std::string_view device_id) const {
+  auto it = state_->azure_devices.find(device_id);
+  if (it == state_->azure_devices.end()) return azure_error(404001, "Device " + std::string(device_id) + " not found.");
+  return identity_json(it->second);
+}
+
+twin::result<void> hub_core::azure_delete_device(std::string_view device_id, const twin::if_match& match,
+                                                 time_point) {
+  auto& st = *state_;
+  auto it = st.azure_devices.find(device_id);
+  if (it == st.azure_devices.end()) return azure_error(404001, "Device " + std::string(device_id) + " not found.");
+  if (match.what == twin::if_match::kind::tag && match.tag != counter_etag(it->second.identity_version)) {
+    return azure_error(412001, "The If-Match etag does not match the device identity's etag.");
+  }
+  if (it->second.connection != nullptr) {
+    link* connection = it->second.connection;
+    it->second.connection = nullptr;
+    if (auto c = st.connections.find(connection); c != st.connections.end()) c->second.identity.clear();
+    st.close_by_hub(*connection);
+  }
+  st.azure_devices.erase(it);
+  return {};
+}
+
+json::array hub_core::azure_list_devices(std::size_t max) const {
+  json::array out;
+  for (const auto& [id, d] : state_->azure_devices) {
+    if (out.size() >= max) break;
+    out.push_back(identity_json(d));
+  }
+  return out;
+}
+
+}  // namespace twinfleet::hub

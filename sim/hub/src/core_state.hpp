@@ -1,0 +1,121 @@
+// hub_core's internal state, shared by core.cpp (connections, timers, registry), core_azure.cpp
+// and core_aws.cpp (the two dialects). Not a public header.
+#pragma once
+
+#include <twinfleet/hub/core.hpp>
+
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace twinfleet::hub {
+
+// Hash and equality that let maps keyed by std::string be searched with a string_view.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <class T>
+using string_map = std::unordered_map<std::string, T, string_hash, std::equal_to<>>;
+
+enum class azure_auth_type { sas, self_signed, certificate_authority };
+
+struct azure_device {
+  azure_device(std::string id, time_point now, const twin::azure_limits& limits)
+      : device_id(id), twin(std::move(id), now, limits), created(now) {}
+
+  std::string device_id;
+  azure_auth_type auth_type = azure_auth_type::sas;
+  std::string primary_key;
+  std::string secondary_key;
+  std::string primary_thumbprint;
+  std::string secondary_thumbprint;
+  bool enabled = true;
+  std::int64_t identity_version = 1;  // deviceEtag counter
+  twin::azure_twin twin;
+  time_point created;
+  link* connection = nullptr;  // the device's current connection, if any
+};
+
+struct aws_thing {
+  std::map<std::string, twin::aws_shadow, std::less<>> shadows;  // "" is the classic shadow
+};
+
+// What the hub knows about one device connection.
+struct connection_state {
+  dialect kind = dialect::azure;
+  std::string identity;  // Azure device id, or the AWS thing the certificate names
+  std::string client_id;
+  bool aws_admin = false;  // may act for every thing (back ends, open auth)
+  // Azure: which documented filters the device subscribed, and at which QoS.
+  std::optional<mqtt::qos> twin_responses;
+  std::optional<mqtt::qos> desired_updates;
+  std::optional<mqtt::qos> method_requests;
+  std::optional<mqtt::qos> cloud_to_device;
+  // AWS: the filters this connection holds, to route to and to remove on disconnect.
+  std::vector<std::pair<std::string, mqtt::qos>> filters;
+  std::optional<std::multimap<time_point, link*>::iterator> expiry;  // SAS `se`
+};
+
+struct pending_method {
+  std::string device_id;
+  method_callback done;
+  std::multimap<time_point, std::string>::iterator deadline;
+};
+
+// One subscriber of a topic.
+struct subscriber {
+  link* connection;
+  mqtt::qos qos;
+};
+
+struct hub_core::state {
+  explicit state(hub_settings s) : settings(std::move(s)) {}
+
+  hub_settings settings;
+  hub_counters counters;
+  string_map<azure_device> azure_devices;
+  string_map<aws_thing> aws_things;
+  std::unordered_map<link*, connection_state> connections;
+  string_map<link*> aws_clients;  // client id → connection, for takeover
+
+  // AWS routing: exact filters by topic, wildcard filters scanned.
+  string_map<std::vector<subscriber>> exact_subscriptions;
+  std::vector<std::pair<std::string, subscriber>> wildcard_subscriptions;
+
+  // Direct methods waiting for the device, by request id, and their deadlines.
+  string_map<pending_method> methods;
+  std::multimap<time_point, std::string> method_deadlines;
+  std::uint64_t next_request_id = 1;
+  // Connections to close when their SAS token expires.
+  std::multimap<time_point, link*> expiries;
+
+  // ---- helpers shared by the dialects (core.cpp) ----
+  azure_device* find_device(std::string_view id);
+  azure_device& create_device(std::string_view id, time_point now);  // with the group-derived key
+  void route(std::string_view topic, std::string_view payload, mqtt::qos published_qos);
+  void add_subscription(link& connection, connection_state& cs, std::string_view filter, mqtt::qos qos);
+  void remove_subscription(link& connection, connection_state& cs, std::string_view filter);
+  void close_by_hub(link& connection);
+};
+
+// The dialects (core_azure.cpp, core_aws.cpp).
+mqtt::connect_return_code azure_connect(hub_core::state& st, link& device, const mqtt::connect_packet& connect,
+                                        time_point now);
+std::vector<mqtt::suback_code> azure_subscribe(hub_core::state& st, link& device, connection_state& cs,
+                                               std::span<const mqtt::subscription> filters);
+void azure_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
+                   time_point now);
+
+mqtt::connect_return_code aws_connect(hub_core::state& st, link& device, const mqtt::connect_packet& connect,
+                                      time_point now);
+std::vector<mqtt::suback_code> aws_subscribe(hub_core::state& st, link& device, connection_state& cs,
+                                             std::span<const mqtt::subscription> filters);
+void aws_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
+                 time_point now);
+
+// Does this CONNECT speak Azure's dialect? Its username is `{host}/{clientId}/?api-version=…`.
+bool is_azure_connect(const mqtt::connect_packet& connect);
+
+}  // namespace twinfleet::hub
