@@ -18,11 +18,11 @@ using twinfleet::bench::measure;
 
 namespace {
 
-// A thermostat-like twin with ~2 KB in desired and reported, so the copies the rules make are
-// of a realistic size.
-json::object sizeable_section(const char* prefix) {
+// A thermostat-like section of `entries` objects of three leaves each (~50 bytes apiece): 4 is
+// a typical device's twin, 40 about 2 KB, near the heavy end of real shadows.
+json::object sizeable_section(const char* prefix, int entries) {
   json::object o;
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < entries; ++i) {
     json::object nested;
     nested["value"] = i * 1.5;
     nested["unit"] = "celsius";
@@ -32,9 +32,8 @@ json::object sizeable_section(const char* prefix) {
   return o;
 }
 
-}  // namespace
-
-int main() {
+// One table per twin size: the same operations on a small and on a large document.
+void run(int entries, const char* title) {
   const auto now = std::chrono::system_clock::now();
   const std::string desired_request =
       R"({"properties":{"desired":{"targetTemperature":21.5,"mode":"heat","schedule":{"start":"06:00","end":"22:00"}}}})";
@@ -43,17 +42,16 @@ int main() {
       R"({"state":{"desired":{"targetTemperature":21.5,"mode":"heat"},"reported":{"currentTemperature":20.8}},"clientToken":"tok-1"})";
 
   azure_twin twin("thermo-00001", now);
-  (void)twin.service_patch(json::object{{"properties", json::object{{"desired", sizeable_section("d")}}}}, if_match{},
-                           now);
-  (void)twin.patch_reported(sizeable_section("r"), std::nullopt, now);
+  (void)twin.service_patch(json::object{{"properties", json::object{{"desired", sizeable_section("d", entries)}}}},
+                           if_match{}, now);
+  (void)twin.patch_reported(sizeable_section("r", entries), std::nullopt, now);
 
   aws_shadow shadow("thermo-00001");
   {
     json::object seed;
-    seed["state"] = json::object{{"desired", sizeable_section("d")}, {"reported", sizeable_section("d")}};
+    seed["state"] = json::object{{"desired", sizeable_section("d", entries)}, {"reported", sizeable_section("d", entries)}};
     (void)shadow.update(seed, now);
   }
-
   std::vector<twinfleet::bench::sample_set> rows;
   rows.push_back(measure("baseline: parse + serialize the request", [&] {
     auto v = json::parse(desired_request);
@@ -79,6 +77,13 @@ int main() {
     auto doc = shadow.get(std::string_view("tok"), now);
     keep(json::serialize(*doc));
   }));
-  twinfleet::bench::report("twin_bench: document rules per operation (2 KB sections)", rows);
+  twinfleet::bench::report(title, rows);
+}
+
+}  // namespace
+
+int main() {
+  run(4, "twin_bench: document rules per operation, small twin (4 entries, ~200 B per section)");
+  run(40, "twin_bench: document rules per operation, large twin (40 entries, ~2 KB per section)");
   return 0;
 }
