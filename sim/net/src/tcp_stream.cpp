@@ -1,0 +1,89 @@
+// Plain TCP, and what every transport shares.
+#include "streams.hpp"
+
+#include <twinfleet/net/error.hpp>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+namespace twinfleet::net {
+
+std::string_view to_string(transport_kind kind) noexcept {
+  switch (kind) {
+    case transport_kind::tcp: return "tcp";
+    case transport_kind::tls: return "tls";
+    case transport_kind::ws: return "ws";
+    case transport_kind::wss: return "wss";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+namespace {
+
+class tcp_stream final : public transport_stream {
+ public:
+  explicit tcp_stream(tcp::socket&& socket) : socket_(std::move(socket)) {}
+
+  transport_kind kind() const noexcept override { return transport_kind::tcp; }
+  asio::any_io_executor executor() noexcept override { return socket_.get_executor(); }
+  tcp::socket& socket() noexcept override { return socket_; }
+
+  void async_read_some(asio::mutable_buffer buffer, io_handler handler) override {
+    socket_.async_read_some(buffer, [handler = std::move(handler)](error_code ec, std::size_t n) {
+      if (ec == asio::error::eof) ec = net_errc::connection_closed;
+      handler(ec, n);
+    });
+  }
+
+  void async_write(asio::const_buffer buffer, io_handler handler) override {
+    asio::async_write(socket_, buffer, std::move(handler));
+  }
+
+  void async_shutdown(io_handler handler) override {
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    // Completes through the executor like any operation, never inside the caller.
+    asio::post(socket_.get_executor(), [handler = std::move(handler)] { handler(error_code{}); });
+  }
+
+  void close() noexcept override {
+    error_code ignored;
+    socket_.close(ignored);
+  }
+
+  asio::awaitable<error_code> async_server_handshake(const server_handshake&) override { co_return error_code{}; }
+  asio::awaitable<error_code> async_client_handshake(const client_handshake&) override { co_return error_code{}; }
+
+ private:
+  tcp::socket socket_;
+};
+
+}  // namespace
+
+std::unique_ptr<transport_stream> make_tcp_stream(tcp::socket&& socket) {
+  return std::make_unique<tcp_stream>(std::move(socket));
+}
+
+std::unique_ptr<transport_stream> make_stream(transport_kind kind, tcp::socket&& socket, asio::ssl::context* context) {
+  switch (kind) {
+    case transport_kind::tcp: return make_tcp_stream(std::move(socket));
+    case transport_kind::ws: return make_ws_stream(std::move(socket));
+    case transport_kind::tls:
+      if (context == nullptr) return nullptr;
+      return make_tls_stream(std::move(socket), *context);
+    case transport_kind::wss:
+      if (context == nullptr) return nullptr;
+      return make_wss_stream(std::move(socket), *context);
+  }
+  return nullptr;
+}
+
+void set_no_delay(tcp::socket& socket) noexcept {
+  error_code ignored;  // fails only on a closed socket, which the next read reports
+  socket.set_option(tcp::no_delay(true), ignored);
+}
+
+}  // namespace detail
+}  // namespace twinfleet::net

@@ -1,0 +1,434 @@
+// Connection behaviours over plain TCP: refusals, keep-alive on both sides, timeouts, losses,
+// cancellation, deferred CONNECT decisions, the listener's graceful stop, handler exceptions,
+// and connections spread over a second io_context.
+#include "net_test_util.hpp"
+
+#include "catch_printers.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <thread>
+
+using namespace twinfleet;
+using namespace twinfleet::net;
+using namespace twinfleet::net::test;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+struct fixture {
+  asio::io_context io;
+  test_broker broker;
+  std::unique_ptr<mqtt_listener> listener;
+
+  explicit fixture(listener_options o = {}) {
+    listener = std::make_unique<mqtt_listener>(io.get_executor(), std::move(o), broker);
+    REQUIRE_FALSE(listener->listen());
+  }
+  [[nodiscard]] tcp::endpoint endpoint() const { return listener->local_endpoint(); }
+
+  asio::awaitable<void> stop() {
+    listener->stop();
+    co_await listener->async_wait_stopped();
+  }
+};
+
+asio::awaitable<void> write_packet(tcp::socket& s, const mqtt::packet& p) {
+  std::string bytes;
+  REQUIRE_FALSE(mqtt::encode(p, bytes));
+  co_await asio::async_write(s, asio::buffer(bytes), asio::use_awaitable);
+}
+
+// Reads until the peer closes; returns how it ended.
+asio::awaitable<error_code> read_until_closed(tcp::socket& s) {
+  std::array<char, 256> buffer{};
+  for (;;) {
+    auto [ec, n] = co_await s.async_read_some(asio::buffer(buffer), use_tuple);
+    if (ec) co_return ec;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a refused CONNECT: async_connect reports CONNACK 5, and the client can connect again", "[net]") {
+  fixture f;
+  f.broker.refused_ids = {"intruder"};
+  auto body = [&]() -> asio::awaitable<void> {
+    client_connection device(co_await asio::this_coro::executor);
+    int closed_calls = 0;
+    device.set_closed_handler([&](error_code) { ++closed_calls; });
+    const auto ec = co_await device.async_connect(f.endpoint(), {}, hello("intruder"), 5s);
+    CHECK(ec == connack_errc::not_authorized);
+    CHECK(refused_code(ec) == mqtt::connect_return_code::not_authorized);
+    CHECK_FALSE(device.connected());
+    CHECK(closed_calls == 0);  // a failed connect is reported by async_connect only
+    const auto awaited1 = co_await eventually([&] { return f.broker.closed_count() == 1; });
+    REQUIRE(awaited1);
+    CHECK(f.broker.closed_reason("intruder") == make_error_code(mqtt::mqtt_errc::connection_refused));
+
+    // Torn down already: the same client connects again at once.
+    const auto awaited2 = co_await device.async_connect(f.endpoint(), {}, hello("friend"), 5s);
+    REQUIRE_FALSE(awaited2);
+    CHECK(device.connected());
+    const auto awaited3 = co_await device.async_connect(f.endpoint(), {}, hello("friend"), 5s);
+    CHECK(awaited3 == mqtt::mqtt_errc::already_connected);
+    const auto awaited4 = co_await device.async_disconnect();
+    CHECK_FALSE(awaited4);
+    CHECK(closed_calls == 1);
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("keep-alive: the server closes a client that goes silent after CONNECT", "[net]") {
+  fixture f;
+  auto body = [&]() -> asio::awaitable<void> {
+    tcp::socket raw(co_await asio::this_coro::executor);
+    co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
+    co_await write_packet(raw, hello("silent", 1));
+    std::array<std::uint8_t, 4> connack{};
+    co_await asio::async_read(raw, asio::buffer(connack), asio::use_awaitable);
+    CHECK(connack == std::array<std::uint8_t, 4>{0x20, 0x02, 0x00, 0x00});
+    const auto start = std::chrono::steady_clock::now();
+    // Nothing more from us: 1.5 x 1 s later the server closes.
+    const auto awaited5 = co_await read_until_closed(raw);
+    CHECK(awaited5 == asio::error::eof);
+    raw.close();  // the server lingers until we close
+    const auto waited = std::chrono::steady_clock::now() - start;
+    CHECK(waited >= 1400ms);
+    CHECK(waited < 3s);
+    const auto awaited6 = co_await eventually([&] { return f.broker.closed_count() == 1; });
+    REQUIRE(awaited6);
+    CHECK(f.broker.closed_reason("silent") == make_error_code(mqtt::mqtt_errc::keep_alive_timeout));
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("keep-alive: the server closes a TCP connection that never sends CONNECT", "[net]") {
+  listener_options o;
+  o.session.connect_timeout = 300ms;
+  fixture f(o);
+  auto body = [&]() -> asio::awaitable<void> {
+    tcp::socket raw(co_await asio::this_coro::executor);
+    co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
+    const auto start = std::chrono::steady_clock::now();
+    const auto awaited7 = co_await read_until_closed(raw);
+    CHECK(awaited7 == asio::error::eof);
+    raw.close();
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+    co_await sleep(20ms);
+    CHECK(f.broker.connects == 0);
+    CHECK(f.broker.closed_count() == 0);  // no on_connect, so no on_closed
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("keep-alive: the client's PINGREQs keep an idle connection open", "[net]") {
+  fixture f;
+  auto body = [&]() -> asio::awaitable<void> {
+    client_connection device(co_await asio::this_coro::executor);
+    const auto awaited8 = co_await device.async_connect(f.endpoint(), {}, hello("pinger", 1), 5s);
+    REQUIRE_FALSE(awaited8);
+    co_await sleep(2500ms);  // well past 1.5 x keep-alive
+    CHECK(device.connected());
+    CHECK(f.broker.closed_count() == 0);
+    const auto awaited9 = co_await device.async_disconnect();
+    CHECK_FALSE(awaited9);
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("keep-alive: a client closes a connection whose broker stops answering PINGREQ", "[net]") {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+  auto body = [&]() -> asio::awaitable<void> {
+    const auto ex = co_await asio::this_coro::executor;
+    tcp::socket mute(ex);
+    // A broker that answers CONNACK and then nothing.
+    asio::co_spawn(
+        ex,
+        [](tcp::acceptor& a, tcp::socket& s) -> asio::awaitable<void> {
+          s = co_await a.async_accept(asio::use_awaitable);
+          std::array<char, 64> connect{};
+          (void)co_await s.async_read_some(asio::buffer(connect), use_tuple);
+          const std::array<std::uint8_t, 4> connack{0x20, 0x02, 0x00, 0x00};
+          co_await asio::async_write(s, asio::buffer(connack), asio::use_awaitable);
+        }(acceptor, mute),
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+    client_connection device(ex);
+    error_code handler_reason;
+    device.set_closed_handler([&](error_code ec) { handler_reason = ec; });
+    const auto awaited10 = co_await device.async_connect(acceptor.local_endpoint(), {}, hello("lonely", 1), 5s);
+    REQUIRE_FALSE(awaited10);
+    const auto start = std::chrono::steady_clock::now();
+    const auto awaited11 = co_await device.async_wait_closed();
+    CHECK(awaited11 == mqtt::mqtt_errc::keep_alive_timeout);
+    CHECK(handler_reason == mqtt::mqtt_errc::keep_alive_timeout);
+    CHECK(std::chrono::steady_clock::now() - start < 4s);  // PINGREQ at 1 s, gave up at 2 s
+    const auto awaited12 = co_await device.async_wait_closed();
+    CHECK(awaited12 == mqtt::mqtt_errc::not_connected);
+  };
+  run(io, body());
+}
+
+TEST_CASE("a client gives up connecting after its timeout when no CONNACK comes", "[net]") {
+  asio::io_context io;
+  // Listening but never accepting: the kernel completes TCP, nobody answers MQTT.
+  tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+  auto body = [&]() -> asio::awaitable<void> {
+    client_connection device(co_await asio::this_coro::executor);
+    const auto start = std::chrono::steady_clock::now();
+    const auto awaited13 = co_await device.async_connect(acceptor.local_endpoint(), {}, hello("patient"), 300ms) ==
+          net_errc::connect_timeout;
+    CHECK(awaited13);
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+    CHECK_FALSE(device.connected());
+
+    // A closed port fails at once.
+    const auto port = acceptor.local_endpoint().port();
+    acceptor.close();
+    const auto awaited14 = co_await device.async_connect({asio::ip::address_v4::loopback(), port}, {}, hello("patient"), 1s) ==
+          asio::error::connection_refused;
+    CHECK(awaited14);
+  };
+  run(io, body());
+}
+
+TEST_CASE("a TLS handshake that does not finish in time is closed by the server", "[net]") {
+  test_pki pki;
+  listener_options o;
+  o.transport = transport_kind::tls;
+  o.tls = &pki.server;
+  o.handshake_timeout = 300ms;
+  fixture f(o);
+  auto body = [&]() -> asio::awaitable<void> {
+    tcp::socket raw(co_await asio::this_coro::executor);
+    co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
+    const auto start = std::chrono::steady_clock::now();
+    const auto awaited15 = co_await read_until_closed(raw);
+    CHECK(awaited15 == asio::error::eof);
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+    const auto awaited16 = co_await eventually([&] { return f.listener->stats().handshake_timeouts == 1; });
+    REQUIRE(awaited16);
+    CHECK(f.listener->stats().handshake_failures == 1);
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("a lost connection fails the operations waiting on it, once each", "[net]") {
+  fixture f;
+  f.broker.abort_on_topic = "die";
+  auto body = [&]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    client_connection device(co_await asio::this_coro::executor);
+    std::vector<error_code> closed_reasons;
+    device.set_closed_handler([&](error_code ec) { closed_reasons.push_back(ec); });
+    const auto awaited17 = co_await device.async_connect(f.endpoint(), {}, hello("doomed"), 5s);
+    REQUIRE_FALSE(awaited17);
+    // The server aborts on this publish before its PUBACK goes out.
+    const auto [publish_ec, closed_ec] =
+        co_await (device.async_publish("die", "x", mqtt::qos::at_least_once) && device.async_wait_closed());
+    CHECK(publish_ec == net_errc::connection_lost);
+    CHECK(closed_ec == net_errc::connection_closed);
+    CHECK(closed_reasons == std::vector<error_code>{make_error_code(net_errc::connection_closed)});
+    const auto awaited18 = co_await device.async_publish("t", "x", mqtt::qos::at_most_once);
+    CHECK(awaited18 == mqtt::mqtt_errc::not_connected);
+    const auto awaited19 = co_await eventually([&] { return f.broker.closed_count() == 1; });
+    REQUIRE(awaited19);
+    CHECK(f.broker.closed_reason("doomed") == make_error_code(net_errc::aborted));
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("the server's graceful close: queued output is sent, then the client sees the end", "[net]") {
+  fixture f;
+  f.broker.close_on_topic = "bye";
+  f.broker.echo_prefix = "echo/";
+  auto body = [&]() -> asio::awaitable<void> {
+    client_connection device(co_await asio::this_coro::executor);
+    std::vector<std::string> topics;
+    device.set_message_handler([&](const mqtt::publish_packet& p) { topics.emplace_back(p.topic); });
+    const auto awaited20 = co_await device.async_connect(f.endpoint(), {}, hello("leaving"), 5s);
+    REQUIRE_FALSE(awaited20);
+    const auto awaited21 = co_await device.async_publish("hello", "x", mqtt::qos::at_least_once);
+    REQUIRE_FALSE(awaited21);
+    // The PUBACK for "bye" is queued before the handler closes: it still arrives.
+    const auto awaited22 = co_await device.async_publish("bye", "x", mqtt::qos::at_least_once);
+    CHECK_FALSE(awaited22);
+    const auto awaited23 = co_await device.async_wait_closed();
+    CHECK(awaited23 == net_errc::connection_closed);
+    CHECK(topics == std::vector<std::string>{"echo/hello"});
+    const auto awaited24 = co_await eventually([&] { return f.broker.closed_count() == 1; });
+    REQUIRE(awaited24);
+    CHECK(f.broker.closed_reason("leaving") == make_error_code(mqtt::mqtt_errc::application_close));
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("a client abort: the server sees the connection end without DISCONNECT", "[net]") {
+  fixture f;
+  auto body = [&]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    client_connection device(co_await asio::this_coro::executor);
+    const auto awaited25 = co_await device.async_connect(f.endpoint(), {}, hello("quitter"), 5s);
+    REQUIRE_FALSE(awaited25);
+    const auto aborter = [](client_connection& d) -> asio::awaitable<void> {
+      co_await sleep(10ms);
+      d.abort();
+    };
+    const auto closed_ec = co_await (device.async_wait_closed() && aborter(device));
+    CHECK(closed_ec == net_errc::aborted);
+    const auto awaited26 = co_await eventually([&] { return f.broker.closed_count() == 1; });
+    REQUIRE(awaited26);
+    CHECK(f.broker.closed_reason("quitter") == make_error_code(net_errc::connection_closed));
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("a deferred CONNECT decision, and a cancelled connect leaves the client ready to retry", "[net]") {
+  fixture f;
+  f.broker.deferred_ids = {"slow"};
+  auto body = [&]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    const auto ex = co_await asio::this_coro::executor;
+    client_connection device(ex);
+    // Nobody decides: the caller's own deadline cancels the connect.
+    const auto first = co_await (device.async_connect(f.endpoint(), {}, hello("slow"), 5s) || sleep(200ms));
+    CHECK(first.index() == 1);
+    CHECK_FALSE(device.connected());
+    const auto awaited27 = co_await eventually([&] { return f.broker.closed_count() == 1; });
+    REQUIRE(awaited27);
+
+    // Now the handler decides later, from another coroutine.
+    asio::co_spawn(
+        ex,
+        [](test_broker& b) -> asio::awaitable<void> {
+          const auto awaited28 = co_await eventually([&] { return b.pending.size() == 1; });
+          REQUIRE(awaited28);
+          co_await sleep(50ms);
+          b.accept_pending(0);
+        }(f.broker),
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+    const auto awaited29 = co_await device.async_connect(f.endpoint(), {}, hello("slow"), 5s);
+    REQUIRE_FALSE(awaited29);
+    // Packets sent right after CONNACK are read after the decision, in order.
+    const std::array subs{mqtt::subscription{"a/#", mqtt::qos::at_least_once}};
+    const auto awaited30 = co_await device.async_subscribe(subs);
+    REQUIRE(awaited30);
+    const auto awaited31 = co_await device.async_disconnect();
+    CHECK_FALSE(awaited31);
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("the listener stops gracefully: every connection closes and the stop can be awaited", "[net]") {
+  fixture f;
+  auto body = [&]() -> asio::awaitable<void> {
+    const auto ex = co_await asio::this_coro::executor;
+    std::vector<std::unique_ptr<client_connection>> devices;
+    std::vector<error_code> reasons;
+    for (int i = 0; i < 5; ++i) {
+      devices.push_back(std::make_unique<client_connection>(ex));
+      devices.back()->set_closed_handler([&](error_code ec) { reasons.push_back(ec); });
+      const auto awaited32 = co_await devices.back()->async_connect(f.endpoint(), {}, hello("d" + std::to_string(i)), 5s);
+      REQUIRE_FALSE(awaited32);
+    }
+    // One more still in its TCP handshake with nobody deciding: a raw socket that sends nothing.
+    tcp::socket raw(ex);
+    co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
+    const auto awaited33 = co_await eventually([&] { return f.listener->stats().active == 6; });
+    REQUIRE(awaited33);
+
+    f.listener->stop();
+    // The raw client learns of the stop like the others, and closes its side.
+    const auto awaited34 = co_await read_until_closed(raw);
+    CHECK(awaited34 == asio::error::eof);
+    raw.close();
+    co_await f.listener->async_wait_stopped();
+    CHECK(f.listener->stats().active == 0);
+    CHECK(f.broker.closed_count() == 5);
+    for (const auto& c : f.broker.closed) CHECK(c.reason == net_errc::listener_stopped);
+    const auto awaited35 = co_await eventually([&] { return reasons.size() == 5; });
+    REQUIRE(awaited35);
+    for (const auto& r : reasons) CHECK(r == net_errc::connection_closed);
+
+    // No longer accepting.
+    client_connection late(ex);
+    const auto awaited36 = co_await late.async_connect(f.endpoint(), {}, hello("late"), 1s);
+    CHECK(awaited36);
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("an exception escaping the handler closes that connection and is counted", "[net]") {
+  fixture f;
+  f.broker.throw_on_topic = "boom";
+  auto body = [&]() -> asio::awaitable<void> {
+    const auto before = unexpected_exception_count();
+    client_connection device(co_await asio::this_coro::executor);
+    const auto awaited37 = co_await device.async_connect(f.endpoint(), {}, hello("buggy"), 5s);
+    REQUIRE_FALSE(awaited37);
+    const auto awaited38 = co_await device.async_publish("boom", "x", mqtt::qos::at_least_once);
+    CHECK(awaited38 == net_errc::connection_lost);
+    const auto awaited39 = co_await eventually([&] { return f.broker.closed_count() == 1; });
+    REQUIRE(awaited39);
+    CHECK(f.broker.closed_reason("buggy") == make_error_code(net_errc::internal_error));
+    CHECK(f.listener->stats().handler_exceptions == 1);
+    CHECK(unexpected_exception_count() == before + 1);
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
+TEST_CASE("connections on another io_context thread, the listener on this one", "[net]") {
+  asio::io_context connections_io;
+  auto work = asio::make_work_guard(connections_io);
+  std::thread connections_thread([&] { connections_io.run(); });
+  {
+    listener_options o;
+    o.connection_executor = [&] { return connections_io.get_executor(); };
+    fixture f(o);
+    f.broker.echo_prefix = "echo/";
+    auto body = [&]() -> asio::awaitable<void> {
+      client_connection device(co_await asio::this_coro::executor);
+      int echoes = 0;  // the client lives on this thread
+      std::optional<error_code> closed;
+      device.set_message_handler([&](const mqtt::publish_packet&) { ++echoes; });
+      device.set_closed_handler([&](error_code ec) { closed = ec; });
+      const auto awaited40 = co_await device.async_connect(f.endpoint(), {}, hello("remote"), 5s);
+      REQUIRE_FALSE(awaited40);
+      for (int i = 0; i < 20; ++i) {
+        const auto awaited41 = co_await device.async_publish("x", "y", mqtt::qos::at_least_once);
+        REQUIRE_FALSE(awaited41);
+      }
+      const auto awaited42 = co_await eventually([&] { return echoes == 20; });
+      REQUIRE(awaited42);
+      co_await f.stop();
+      CHECK(f.broker.closed_count() == 1);
+      const auto awaited43 = co_await eventually([&] { return closed.has_value(); });
+      REQUIRE(awaited43);
+      CHECK(*closed == net_errc::connection_closed);
+    };
+    run(f.io, body());
+  }
+  work.reset();
+  connections_thread.join();
+}
