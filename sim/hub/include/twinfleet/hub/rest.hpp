@@ -20,6 +20,7 @@
 //   AWS — SigV4 (header or presigned; service iotdata or iotdevicegateway):
 //     GET|POST|DELETE /things/{thing}/shadow[?name=S]
 //     GET /api/things/shadow/ListNamedShadowsForThing/{thing}[?nextToken=&pageSize=]
+//     POST /topics/{topic}[?qos=0|1]     HTTPS publish; {"message":"OK"}
 //
 // Error bodies:
 //   Azure: status = code / 1000, header `iothub-errorcode: <Name>`, body
@@ -28,10 +29,17 @@
 //     (both shapes seen in the wild, so every SDK finds what it parses).
 //   AWS: status = the shadow error code, header `x-amzn-ErrorType: <Name>Exception`, body
 //     {"message":"<AWS message>"}.
+//   HTTP that does not parse: 400 (431 for headers over the limit) with {"message":"…"}, then
+//   the connection closes.
+// Choices where the platforms document nothing:
+//   - 403100 (a twin section over its size, as IoT Hub sends it) is named ArgumentInvalid: it is
+//     the caller's document, and quota-like names make SDKs retry.
+//   - 404000 NotFound (no such path) and 405000 MethodNotAllowed are the local hub's own codes.
+//   - POST /devices/query (twin queries) is not served yet: 404 in Azure's shape.
+//   - ListNamedShadowsForThing without pageSize returns pages of 100 (AWS's maximum).
 #pragma once
 
 #include <twinfleet/auth/sigv4.hpp>
-#include <twinfleet/twin/error.hpp>
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
@@ -177,9 +185,10 @@ struct rest_server_stats {
 // running).
 class rest_server {
  public:
-  // Opens, binds and listens (SO_REUSEADDR); nothing is accepted until start().
-  // Errors: the system error of resolving `address`, opening, binding or listening (e.g.
-  // address_in_use).
+  // Opens, binds and listens (SO_REUSEADDR); nothing is accepted until start(). `address` is
+  // an IPv4 or IPv6 literal, or "localhost" for 127.0.0.1.
+  // Errors: invalid_argument-style errors for an address that does not parse, and the system
+  // error of opening, binding or listening (e.g. address_in_use).
   [[nodiscard]] static boost::system::result<std::unique_ptr<rest_server>> create(
       const boost::asio::any_io_executor& executor, hub_core& core, rest_server_options options,
       rest_router::clock_function now = {});
@@ -193,16 +202,18 @@ class rest_server {
   void start();
 
   // Graceful stop: stops accepting, closes connections waiting for a request, lets requests
-  // in flight finish (their responses carry Connection: close), then calls `done` on the
-  // executor once every connection has ended. Connections still open after `grace` are
-  // closed. Calling it again while stopping only adds nothing; `done` may be empty.
+  // in flight finish (their responses carry Connection: close), then calls `done` (posted to
+  // the executor) once every connection has ended. Connections still open after `grace` are
+  // closed; a direct method cut off that way is not answered. Calling it again while stopping
+  // adds another `done` and keeps the first grace period; `done` may be empty. Destroying the
+  // server drops the `done`s not yet called.
   void async_stop(std::chrono::milliseconds grace, std::function<void()> done);
 
   [[nodiscard]] rest_endpoint local_endpoint() const;
   [[nodiscard]] bool is_tls() const noexcept;
   [[nodiscard]] const rest_server_stats& stats() const noexcept;
 
-  struct impl;
+  struct impl;  // defined in rest_server.cpp; public only so its helpers there can name it
 
  private:
   explicit rest_server(std::shared_ptr<impl> state);
