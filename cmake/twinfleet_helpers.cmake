@@ -21,15 +21,19 @@ function(twinfleet_add_module name)
   target_link_libraries(twinfleet_${name} PUBLIC twinfleet::options ${arg_DEPS} PRIVATE ${arg_PRIVATE_DEPS})
 endfunction()
 
-# twinfleet_add_test(NAME SOURCES ... DEPS ... [TAGS label...])
+# twinfleet_add_test(NAME SOURCES ... DEPS ... [LABELS label...])
 # One Catch2 executable; every TEST_CASE becomes its own ctest test.
 function(twinfleet_add_test name)
   cmake_parse_arguments(arg "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${arg_SOURCES})
   target_link_libraries(${name} PRIVATE twinfleet::test_support ${arg_DEPS})
+  # catch_discover_tests writes properties unquoted, so a label list would split into separate
+  # properties: join the labels into one ("hub:unit"). `ctest -L` takes a regex, so
+  # `ctest -L unit`, `-L integration` and `-L hub` still select by each part.
+  list(JOIN arg_LABELS ":" labels)
   catch_discover_tests(${name}
     TEST_PREFIX "${name}: "
-    PROPERTIES LABELS "${arg_LABELS}" TIMEOUT 120
+    PROPERTIES LABELS "${labels}" TIMEOUT 120
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}
     DISCOVERY_TIMEOUT 30)
 endfunction()

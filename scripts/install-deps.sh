@@ -9,7 +9,7 @@ packages=(
   libboost1.81-all-dev libboost-json1.81-dev libssl-dev openssl libyaml-cpp-dev prometheus-cpp-dev
   catch2 libpaho-mqttpp-dev libpaho-mqtt-dev libqpid-proton-cpp12-dev
   libcli11-dev libfmt-dev libspdlog-dev
-  mosquitto mosquitto-clients prometheus
+  mosquitto mosquitto-clients prometheus curl
 )
 
 if [ ! -r /etc/os-release ]; then

@@ -7,24 +7,15 @@
 #include "test_data.hpp"
 
 #include "catch_printers.hpp"
+#include "process.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <array>
 #include <chrono>
 #include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
-
-extern char** environ;
 
 namespace auth = twinfleet::auth;
 namespace fs = std::filesystem;
@@ -35,74 +26,11 @@ using twinfleet::test::temp_dir;
 
 namespace {
 
-struct run_result {
-  int exit_code = -1;
-  bool timed_out = false;
-  std::string out;
-  std::string err;
-};
+using twinfleet::test::run_result;
 
-// Runs the CLI with `args`, collecting stdout and stderr until both close or `timeout` passes
-// (then the child is killed and timed_out is set).
+// Runs the CLI with `args`; bounded by `timeout`, after which the child is killed.
 run_result run_cli(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s) {
-  int out_pipe[2];
-  int err_pipe[2];
-  REQUIRE(::pipe2(out_pipe, O_CLOEXEC) == 0);
-  REQUIRE(::pipe2(err_pipe, O_CLOEXEC) == 0);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-
-  std::vector<std::string> argv_storage{TWINFLEET_CLI};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  pid_t pid = 0;
-  const int spawned = ::posix_spawn(&pid, TWINFLEET_CLI, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(out_pipe[1]);
-  ::close(err_pipe[1]);
-  REQUIRE(spawned == 0);
-
-  run_result result;
-  std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int open_fds = 2;
-  while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left <= 0ms) {
-      result.timed_out = true;
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
-    if (ready < 0) continue;  // EINTR
-    for (std::size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buf[4096];
-      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        sinks[i]->append(buf, static_cast<std::size_t>(n));
-      } else {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds) {
-    if (f.fd >= 0) ::close(f.fd);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+  return twinfleet::test::run_program(TWINFLEET_CLI, args, timeout);
 }
 
 std::string trimmed(std::string s) {

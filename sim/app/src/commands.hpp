@@ -8,4 +8,7 @@ namespace twinfleet::app {
 // `twinfleet sas …` and `twinfleet certs …`: SAS tokens and a development CA.
 void add_auth_commands(CLI::App& app);
 
+// `twinfleet hub …`: the local hub in this process.
+void add_hub_command(CLI::App& app);
+
 }  // namespace twinfleet::app

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("twinfleet ") + twinfleet::version_string);
   app.require_subcommand(0, 1);
 
+  twinfleet::app::add_hub_command(app);
   twinfleet::app::add_auth_commands(app);
 
   try {

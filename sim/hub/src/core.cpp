@@ -136,6 +136,17 @@ void hub_core::state::remove_subscription(link& connection, connection_state& cs
                 [&](const auto& p) { return p.second.connection == &connection && p.first == filter; });
 }
 
+auth::sigv4_verify_options hub_core::state::sigv4_options() const {
+  auth::sigv4_verify_options options;
+  options.lookup_secret = [this](std::string_view id) -> std::optional<std::string> {
+    for (const auto& key : settings.aws_keys) {
+      if (key.access_key_id == id) return key.secret_access_key;
+    }
+    return std::nullopt;
+  };
+  return options;
+}
+
 void hub_core::state::close_by_hub(link& connection) {
   ++counters.connections_closed_by_hub;
   connection.close();
@@ -209,9 +220,9 @@ void hub_core::on_publish(link& device, const mqtt::publish_packet& publish, tim
   auto it = state_->connections.find(&device);
   if (it == state_->connections.end()) return;
   if (it->second.kind == dialect::azure) {
-    azure_publish(*state_, device, it->second, publish, now);
+    azure_device_publish(*state_, device, it->second, publish, now);
   } else {
-    aws_publish(*state_, device, it->second, publish, now);
+    aws_device_publish(*state_, device, it->second, publish, now);
   }
 }
 
@@ -297,15 +308,7 @@ twin::result<void> hub_core::authorize_azure(std::string_view authorization, std
 }
 
 twin::result<void> hub_core::authorize_aws(const auth::sigv4_received_request& request, time_point now) {
-  auto& st = *state_;
-  auth::sigv4_verify_options options;
-  options.lookup_secret = [&](std::string_view id) -> std::optional<std::string> {
-    for (const auto& key : st.settings.aws_keys) {
-      if (key.access_key_id == id) return key.secret_access_key;
-    }
-    return std::nullopt;
-  };
-  auto ok = auth::verify_sigv4(request, options, now);
+  auto ok = auth::verify_sigv4(request, state_->sigv4_options(), now);
   if (ok) return {};
   using auth::auth_errc;
   const auto e = ok.error();

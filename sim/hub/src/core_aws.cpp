@@ -3,6 +3,7 @@
 #include "core_state.hpp"
 
 #include <twinfleet/auth/sigv4.hpp>
+#include <twinfleet/mqtt/topic.hpp>
 #include <twinfleet/twin/names.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -144,14 +145,7 @@ mqtt::connect_return_code aws_connect(hub_core::state& st, link& device, const m
     // MQTT over WSS with a SigV4 presigned URL: IAM credentials act for every thing (B9, B10).
     const auth::http_header host{"Host", info.ws_host};
     const auth::sigv4_received_request request{"GET", info.ws_target, std::span(&host, 1), {}};
-    auth::sigv4_verify_options options;
-    options.lookup_secret = [&](std::string_view id) -> std::optional<std::string> {
-      for (const auto& key : st.settings.aws_keys) {
-        if (key.access_key_id == id) return key.secret_access_key;
-      }
-      return std::nullopt;
-    };
-    if (!auth::verify_sigv4(request, options, now)) return rc::not_authorized;
+    if (!auth::verify_sigv4(request, st.sigv4_options(), now)) return rc::not_authorized;
     admin = authenticated = true;
   }
   if (st.settings.auth == auth_mode::open) {
@@ -200,7 +194,7 @@ std::vector<mqtt::suback_code> aws_subscribe(hub_core::state& st, link& device, 
   return codes;
 }
 
-void aws_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
+void aws_device_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
                  time_point now) {
   // QoS 2: no acknowledgement and no delivery (B9).
   if (publish.qos == mqtt::qos::exactly_once) {
@@ -289,6 +283,39 @@ twin::result<json::object> hub_core::aws_update_shadow(std::string_view thing, s
 twin::result<json::object> hub_core::aws_delete_shadow(std::string_view thing, std::string_view shadow,
                                                        time_point now) {
   return serve_delete(*state_, thing, shadow, std::nullopt, std::nullopt, now);
+}
+
+twin::result<void> hub_core::aws_publish(std::string_view topic, std::string_view payload, mqtt::qos qos,
+                                         time_point now) {
+  auto& st = *state_;
+  if (!mqtt::is_valid_topic_name(topic) || qos == mqtt::qos::exactly_once) {
+    return twin::error{400, "Invalid topic or qos"};
+  }
+  if (!topic.starts_with("$")) {
+    st.route(topic, payload, qos);
+    return {};
+  }
+  const auto request = parse_shadow_topic(topic);
+  if (!request || !twin::is_valid_thing_name(request->thing) ||
+      (!request->shadow.empty() && !twin::is_valid_shadow_name(request->shadow))) {
+    return twin::error{400, "Publishing to this reserved topic is not allowed"};
+  }
+  // Served as a device's publish would be, by an identity that may act for every thing.
+  connection_state service;
+  service.kind = dialect::aws;
+  service.aws_admin = true;
+  struct no_link final : link {
+    void send(std::string_view, std::string_view, mqtt::qos) override {}
+    void close() override {}
+    [[nodiscard]] const link_info& info() const override { return info_; }
+    link_info info_;
+  } none;
+  mqtt::publish_packet publish;
+  publish.topic = topic;
+  publish.payload = payload;
+  publish.qos = qos;
+  aws_device_publish(st, none, service, publish, now);
+  return {};
 }
 
 json::object hub_core::aws_list_named_shadows(std::string_view thing, std::string_view next_token,

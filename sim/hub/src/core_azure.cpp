@@ -185,7 +185,7 @@ std::vector<mqtt::suback_code> azure_subscribe(hub_core::state& st, link&, conne
   return codes;
 }
 
-void azure_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
+void azure_device_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
                    time_point now) {
   // QoS 2 closes the connection (A4).
   if (publish.qos == mqtt::qos::exactly_once) {

@@ -2,6 +2,7 @@
 // and core_aws.cpp (the two dialects). Not a public header.
 #pragma once
 
+#include <twinfleet/auth/sigv4.hpp>
 #include <twinfleet/hub/core.hpp>
 
 #include <map>
@@ -98,6 +99,8 @@ struct hub_core::state {
   void add_subscription(link& connection, connection_state& cs, std::string_view filter, mqtt::qos qos);
   void remove_subscription(link& connection, connection_state& cs, std::string_view filter);
   void close_by_hub(link& connection);
+  // SigV4 options that look secrets up among settings.aws_keys.
+  auth::sigv4_verify_options sigv4_options() const;
 };
 
 // The dialects (core_azure.cpp, core_aws.cpp).
@@ -105,14 +108,14 @@ mqtt::connect_return_code azure_connect(hub_core::state& st, link& device, const
                                         time_point now);
 std::vector<mqtt::suback_code> azure_subscribe(hub_core::state& st, link& device, connection_state& cs,
                                                std::span<const mqtt::subscription> filters);
-void azure_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
+void azure_device_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
                    time_point now);
 
 mqtt::connect_return_code aws_connect(hub_core::state& st, link& device, const mqtt::connect_packet& connect,
                                       time_point now);
 std::vector<mqtt::suback_code> aws_subscribe(hub_core::state& st, link& device, connection_state& cs,
                                              std::span<const mqtt::subscription> filters);
-void aws_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
+void aws_device_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
                  time_point now);
 
 // Does this CONNECT speak Azure's dialect? Its username is `{host}/{clientId}/?api-version=…`.

@@ -291,3 +291,27 @@ TEST_CASE("aws: SigV4 service calls are verified with the configured keys", "[hu
   CHECK(core.authorize_aws({"GET", "/things/lamp-1/shadow", request.headers, ""}, at(1)).error().message ==
         "Missing Authentication Token");
 }
+
+TEST_CASE("aws: HTTPS publishes route to subscribers and serve shadow topics", "[hub][aws]") {
+  hub_core core(strict_settings());
+  fake_link device(with_certificate("lamp-1"));
+  REQUIRE(core.on_connect(device, aws_connect("lamp-1"), at(0)) == accepted);
+  subscribe(core, device, {"commands/lamp-1", "$aws/things/lamp-1/shadow/update/accepted"});
+
+  CHECK(core.aws_publish("commands/lamp-1", R"({"blink":2})", mqtt::qos::at_least_once, at(1)));
+  auto sent = device.take();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].topic == "commands/lamp-1");
+  CHECK(sent[0].payload == R"({"blink":2})");
+
+  CHECK(core.aws_publish("$aws/things/lamp-1/shadow/update", R"({"state":{"desired":{"on":true}}})",
+                         mqtt::qos::at_most_once, at(2)));
+  sent = device.take();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].topic == "$aws/things/lamp-1/shadow/update/accepted");
+  CHECK(core.aws_get_shadow("lamp-1", "", at(3))->at("version") == 1);
+
+  CHECK(core.aws_publish("a/+/b", "x", mqtt::qos::at_most_once, at(4)).error().code == 400);
+  CHECK(core.aws_publish("$aws/rules/x", "x", mqtt::qos::at_most_once, at(4)).error().code == 400);
+  CHECK(core.aws_publish("ok", "x", mqtt::qos::exactly_once, at(4)).error().code == 400);
+}

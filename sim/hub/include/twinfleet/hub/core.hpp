@@ -150,6 +150,13 @@ class hub_core {
   [[nodiscard]] json::object aws_list_named_shadows(std::string_view thing, std::string_view next_token,
                                                     std::size_t page_size, time_point now) const;
 
+  // HTTPS publish (B8: POST /topics/{topic}?qos=): a shadow request topic is served as if a
+  // device had published it (its answers go to MQTT subscribers); any other topic is routed
+  // to subscribers. Errors: 400 for a topic that is not a valid topic name or another
+  // reserved ($) topic, or a QoS above 1.
+  [[nodiscard]] twin::result<void> aws_publish(std::string_view topic, std::string_view payload, mqtt::qos qos,
+                                               time_point now);
+
   // ---- introspection ----
 
   [[nodiscard]] const hub_settings& settings() const noexcept;
