@@ -14,8 +14,9 @@ twinfleet's demo is not runnable yet. When the fleet engine lands, `make demo` w
   4. show live progress (connected devices, operations/s, latency percentiles, convergence);
   5. write a report (summary.json, junit.xml, report.html) and print a summary.
 
-What works today: the twin/shadow document model, SAS and SigV4 signing and verification, and
-a development CA. Try:
+What works today: the local hub (Azure IoT Hub twins and AWS IoT shadows over MQTT/TLS, both
+REST service APIs), the twin/shadow document model, SAS and SigV4, a development CA. Try:
 TEXT
+echo "  $cli hub                      # then read twinfleet-hub/hub.json; Ctrl-C stops it"
 echo "  $cli certs /tmp/twinfleet-certs --client thing-0001"
 echo "  $cli sas --resource myhub.azure-devices.net/devices/dev1 --key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
