@@ -5,6 +5,8 @@
 // loop of one request at a time for the measuring window:
 //   hub:       Azure reported PATCH ($iothub/twin/PATCH/properties/reported/?$rid=…, QoS 1)
 //              answered by $iothub/twin/res/204/…  — the round trip a device waits for;
+//   hub:       AWS shadow update ($aws/things/T/shadow/update, QoS 1) answered by
+//              …/update/accepted;
 //   mosquitto: a QoS 1 publish to the device's own topic, received back — the broker's
 //              cheapest round trip.
 // Reported: round trips per second, latency p50/p99/max, the broker process's RSS and CPU.
@@ -132,9 +134,11 @@ struct run_result {
   double broker_cpu = 0;
 };
 
+enum class loop { echo, azure_reported, aws_update };
+
 // Connects every device, then (unless connect_only) runs the closed loops for `seconds`.
-// `azure` chooses the hub's reported-PATCH loop, else the echo loop on mosquitto.
-run_result drive(const options& o, std::uint16_t port, bool azure, const std::string& group_key, pid_t broker) {
+run_result drive(const options& o, std::uint16_t port, loop kind, const std::string& group_key, pid_t broker) {
+  const bool azure = kind == loop::azure_reported;
   asio::io_context io(1);
   run_result result;
   std::vector<std::unique_ptr<device>> devices;
@@ -143,10 +147,13 @@ run_result drive(const options& o, std::uint16_t port, bool azure, const std::st
   const auto server = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port);
   const auto expiry = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) + 2h;
 
-  auto send = [](device& d) {
+  auto send = [kind](device& d) {
     d.sent = steady::now();
-    if (!d.topic.starts_with("bench/")) {
-      d.topic = "$iothub/twin/PATCH/properties/reported/?$rid=" + std::to_string(++d.rid);
+    ++d.rid;
+    if (kind == loop::azure_reported) {
+      d.topic = "$iothub/twin/PATCH/properties/reported/?$rid=" + std::to_string(d.rid);
+    } else if (kind == loop::aws_update) {
+      d.payload = R"({"state":{"reported":{"temperature":21.5,"humidity":40}},"clientToken":")" + std::to_string(d.rid) + "\"}";
     }
     (void)d.connection.publish(d.topic, d.payload, mqtt::qos::at_least_once);
   };
@@ -160,7 +167,8 @@ run_result drive(const options& o, std::uint16_t port, bool azure, const std::st
     std::snprintf(id, sizeof id, "bench-%05d", i);
     d->id = id;
     d->payload = R"({"temperature":21.5,"humidity":40})";
-    if (!azure) d->topic = "bench/" + d->id;
+    if (kind == loop::echo) d->topic = "bench/" + d->id;
+    if (kind == loop::aws_update) d->topic = "$aws/things/" + d->id + "/shadow/update";
     device* self = d.get();
     d->connection.set_message_handler([&, self](const mqtt::publish_packet&) {
       if (!measuring) return;
@@ -188,7 +196,9 @@ run_result drive(const options& o, std::uint16_t port, bool azure, const std::st
           net::client_transport transport;
           const auto ec = co_await self->connection.async_connect(server, transport, hello, 60s);
           if (!ec) {
-            const std::string filter = azure ? "$iothub/twin/res/#" : self->topic;
+            const std::string filter = kind == loop::azure_reported ? std::string("$iothub/twin/res/#")
+                                       : kind == loop::aws_update   ? self->topic + "/accepted"
+                                                                    : self->topic;
             const mqtt::subscription subs[] = {{filter, mqtt::qos::at_least_once}};
             auto codes = co_await self->connection.async_subscribe(subs);
             if (codes && !codes->empty() && codes->front() != mqtt::suback_code::failure) ++result.connected;
@@ -288,7 +298,7 @@ int main(int argc, char** argv) {
     }
     child broker{spawn({"mosquitto", "-c", (dir / "mosquitto.conf").string()}, (dir / "mosquitto.log").string())};
     std::this_thread::sleep_for(500ms);
-    auto r = drive(o, port, false, {}, broker.pid);
+    auto r = drive(o, port, loop::echo, {}, broker.pid);
     report("mosquitto: QoS 1 echo to itself", r, o);
   }
   {  // the hub
@@ -307,8 +317,13 @@ int main(int argc, char** argv) {
     }
     const auto info = json::parse(text);
     const auto port = static_cast<std::uint16_t>(info.at("endpoints").at(0).at("port").to_number<int>());
-    auto r = drive(o, port, true, std::string(info.at("azure").at("group_key").as_string()), hub.pid);
+    const std::string group_key(info.at("azure").at("group_key").as_string());
+    auto r = drive(o, port, loop::azure_reported, group_key, hub.pid);
     report("twinfleet hub: Azure reported PATCH", r, o);
+    if (!o.connect_only) {
+      auto a = drive(o, port, loop::aws_update, group_key, hub.pid);
+      report("twinfleet hub: AWS shadow update", a, o);
+    }
   }
   std::filesystem::remove_all(dir);
   return 0;
