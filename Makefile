@@ -3,7 +3,7 @@ PRESET ?= release
 BUILD_DIR := build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test demo bench asan clean help
+.PHONY: all deps configure build test demo bench asan fuzz clean help
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make demo    build + run the main job"
 	@echo "make bench   build + run the benchmark programs under bench/"
 	@echo "make asan    build and test with AddressSanitizer and UBSan (build-asan/)"
+	@echo "make fuzz    libFuzzer targets (clang), FUZZ_SECONDS each (default 60)"
 	@echo "make clean   remove the build folders"
 
 deps:
@@ -39,5 +40,8 @@ asan: deps
 	cmake --build --preset asan-ubsan -j $(JOBS)
 	ctest --preset asan-ubsan -j $(JOBS)
 
+fuzz:
+	@bash scripts/fuzz.sh
+
 clean:
-	rm -rf build build-debug build-asan
+	rm -rf build build-debug build-asan build-fuzz

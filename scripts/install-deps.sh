@@ -11,6 +11,8 @@ packages=(
   libcli11-dev libfmt-dev libspdlog-dev
   mosquitto mosquitto-clients prometheus curl
 )
+# Extra packages a caller needs besides these (scripts/fuzz.sh asks for clang).
+packages+=("$@")
 
 if [ ! -r /etc/os-release ]; then
   echo "install-deps: cannot tell which system this is (no /etc/os-release)." >&2
