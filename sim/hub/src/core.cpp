@@ -173,6 +173,58 @@ std::size_t hub_core::shadow_count() const noexcept {
   return n;
 }
 
+std::string hub_core::metrics_text() const {
+  const auto& c = state_->counters;
+  std::string out;
+  auto family = [&](std::string_view name, std::string_view type, std::string_view help) {
+    out += "# HELP twinfleet_hub_" + std::string(name) + " " + std::string(help) + "\n";
+    out += "# TYPE twinfleet_hub_" + std::string(name) + " " + std::string(type) + "\n";
+  };
+  auto sample = [&](std::string_view name, std::string_view labels, std::uint64_t value) {
+    out += "twinfleet_hub_" + std::string(name);
+    if (!labels.empty()) out += "{" + std::string(labels) + "}";
+    out += " " + std::to_string(value) + "\n";
+  };
+  family("connections_total", "counter", "MQTT CONNECTs decided by the hub, by outcome.");
+  sample("connections_total", R"(outcome="accepted")", c.connections_accepted);
+  sample("connections_total", R"(outcome="refused")", c.connections_refused);
+  family("disconnects_total", "counter", "Connections the hub ended, by reason.");
+  sample("disconnects_total", R"(outcome="taken_over")", c.connections_taken_over);
+  sample("disconnects_total", R"(outcome="closed_by_hub")", c.connections_closed_by_hub);
+  family("operations_total", "counter", "Device and service operations served, by backend, operation and outcome.");
+  const auto op = [&](std::string_view backend, std::string_view operation, std::string_view outcome, std::uint64_t v) {
+    sample("operations_total",
+           "backend=\"" + std::string(backend) + "\",operation=\"" + std::string(operation) + "\",outcome=\"" +
+               std::string(outcome) + "\"",
+           v);
+  };
+  op("azure", "twin_get", "ok", c.azure_twin_gets);
+  op("azure", "reported_patch", "ok", c.azure_reported_patches - c.azure_reported_rejected);
+  op("azure", "reported_patch", "error", c.azure_reported_rejected);
+  op("azure", "desired_notification", "ok", c.azure_desired_notifications);
+  op("azure", "method", "ok", c.azure_methods_invoked - c.azure_methods_failed);
+  op("azure", "method", "error", c.azure_methods_failed);
+  op("azure", "telemetry", "ok", c.azure_telemetry);
+  op("aws", "shadow_update", "ok", c.aws_updates);
+  op("aws", "shadow_get", "ok", c.aws_gets);
+  op("aws", "shadow_delete", "ok", c.aws_deletes);
+  op("aws", "shadow_request", "rejected", c.aws_rejected);
+  op("aws", "shadow_delta", "ok", c.aws_deltas);
+  op("aws", "message_routed", "ok", c.aws_messages_routed);
+  family("publishes_dropped_total", "counter", "Device publishes on topics the hub does not serve.");
+  sample("publishes_dropped_total", "", c.dropped_publishes);
+  family("rest_requests_total", "counter", "REST service requests, by outcome.");
+  sample("rest_requests_total", R"(outcome="all")", c.rest_requests);
+  sample("rest_requests_total", R"(outcome="unauthorized")", c.rest_unauthorized);
+  family("connected_devices", "gauge", "Device connections the hub holds now.");
+  sample("connected_devices", "", state_->connections.size());
+  family("twins", "gauge", "Azure device identities and their twins.");
+  sample("twins", "", state_->azure_devices.size());
+  family("shadows", "gauge", "AWS shadows, classic and named.");
+  sample("shadows", "", shadow_count());
+  return out;
+}
+
 std::string hub_core::device_key_for(std::string_view device_id) const {
   auto key = auth::derive_device_key(state_->settings.group_key, device_id);
   return key ? *key : std::string{};

@@ -127,13 +127,18 @@ mqtt::connect_return_code azure_connect(hub_core::state& st, link& device, const
   const std::string_view id = connect.client_id;
   if (!twin::is_valid_device_id(id)) return rc::identifier_rejected;  // module identities are not emulated yet
   auto* d = st.find_device(id);
+  bool created = false;
   if (d == nullptr) {
     if (st.settings.auth == auth_mode::strict) return rc::not_authorized;
     d = &st.create_device(id, now);
+    created = true;
   }
   if (!d->enabled) return rc::not_authorized;
   std::optional<time_point> expiry;
-  if (!credentials_hold(st, *d, connect, device.info(), now, expiry)) return rc::not_authorized;
+  if (!credentials_hold(st, *d, connect, device.info(), now, expiry)) {
+    if (created) st.azure_devices.erase(std::string(id));  // a refused stranger leaves no identity behind
+    return rc::not_authorized;
+  }
 
   // One connection per device: the new one wins (400027, A4).
   if (d->connection != nullptr && d->connection != &device) {

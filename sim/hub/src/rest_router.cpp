@@ -258,6 +258,15 @@ void rest_router::async_handle(const rest_request& request, rest_handler done) {
     *answered = true;
     if (done) done(std::move(response));
   };
+  // The metrics endpoint: unauthenticated, as Prometheus scrapes it.
+  if (request.method == "GET" && (request.target == "/metrics" || request.target.starts_with("/metrics?"))) {
+    rest_response r;
+    r.status = 200;
+    r.headers.push_back({"Content-Type", "text/plain; version=0.0.4; charset=utf-8"});
+    r.body = core_.metrics_text();
+    once(std::move(r));
+    return;
+  }
   const auto platform = platform_of(request.target);
   try {
     std::string why;

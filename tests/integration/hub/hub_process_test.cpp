@@ -209,6 +209,13 @@ TEST_CASE("hub process: an Azure device on Paho gets its twin, patches reported 
   CHECK(twin.at("properties").at("reported").at("brightness") == 80);
   CHECK(twin.at("connectionState") == "Connected");
 
+  // Prometheus scrapes the hub without credentials.
+  std::tie(status, body) = hub.rest("GET", "/metrics");
+  CHECK(status == 200);
+  CHECK(body.find("twinfleet_hub_connected_devices 1\n") != std::string::npos);
+  CHECK(body.find(R"(twinfleet_hub_operations_total{backend="azure",operation="reported_patch",outcome="ok"} 1)") !=
+        std::string::npos);
+
   // Without a valid token the service API answers 401.
   std::tie(status, body) = hub.rest("GET", "/twins/bulb-00001", {}, {"Authorization: SharedAccessSignature sr=x&sig=y&se=1"});
   CHECK(status == 401);

@@ -418,3 +418,26 @@ TEST_CASE("azure: the identity registry creates, guards with etags and deletes",
   CHECK(core.azure_get_device("dev1").error().code == 404001);
   CHECK(core.azure_delete_device("dev1", {}, at(2)).error().code == 404001);
 }
+
+TEST_CASE("hub metrics: counters and gauges in Prometheus text format", "[hub][metrics]") {
+  hub_core core(open_settings());
+  fake_link device;
+  connect_and_subscribe(core, device, device_connect(core, "dev1"));
+  core.on_publish(device, pub("$iothub/twin/PATCH/properties/reported/?$rid=1", R"({"a":1})"), at(1));
+  core.on_publish(device, pub("$iothub/twin/PATCH/properties/reported/?$rid=2", "{bad"), at(1));
+  fake_link refused;
+  auto c = device_connect(core, "dev2");
+  c.password = "SharedAccessSignature sr=x&sig=AAAA&se=1";
+  REQUIRE(core.on_connect(refused, c.packet(), at(1)) == not_authorized);
+
+  const auto text = core.metrics_text();
+  CHECK_THAT(text, Catch::Contains("# TYPE twinfleet_hub_operations_total counter\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "twinfleet_hub_operations_total{backend=\"azure\",operation=\"reported_patch\",outcome=\"ok\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "twinfleet_hub_operations_total{backend=\"azure\",operation=\"reported_patch\",outcome=\"error\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("twinfleet_hub_connections_total{outcome=\"accepted\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("twinfleet_hub_connections_total{outcome=\"refused\"} 1\n"));
+  CHECK_THAT(text, Catch::Contains("twinfleet_hub_connected_devices 1\n"));
+  CHECK_THAT(text, Catch::Contains("twinfleet_hub_twins 1\n"));  // the refused dev2 left no identity
+}

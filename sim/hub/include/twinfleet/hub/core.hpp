@@ -159,6 +159,10 @@ class hub_core {
 
   // ---- introspection ----
 
+  // The counters and gauges in Prometheus's text exposition format (version 0.0.4), names
+  // prefixed twinfleet_hub_, labels backend, operation and outcome only.
+  [[nodiscard]] std::string metrics_text() const;
+
   [[nodiscard]] const hub_settings& settings() const noexcept;
   [[nodiscard]] const hub_counters& counters() const noexcept;
   [[nodiscard]] hub_counters& counters() noexcept;
