@@ -241,6 +241,18 @@ mqtt::connect_return_code hub_core::on_connect(link& device, const mqtt::connect
   return code;
 }
 
+std::uint16_t hub_core::supervised_keep_alive(const link& device, std::uint16_t requested) const {
+  const auto& s = state_->settings;
+  auto it = state_->connections.find(const_cast<link*>(&device));
+  const bool aws = it != state_->connections.end() && it->second.kind == dialect::aws;
+  if (aws) {
+    if (requested == 0 || requested > s.aws_max_keep_alive) return s.aws_max_keep_alive;
+    return std::max(requested, s.aws_min_keep_alive);
+  }
+  if (requested == 0 || requested > s.azure_max_keep_alive) return s.azure_max_keep_alive;
+  return requested;
+}
+
 std::vector<mqtt::suback_code> hub_core::on_subscribe(link& device, std::span<const mqtt::subscription> filters,
                                                       time_point) {
   auto it = state_->connections.find(&device);

@@ -128,7 +128,9 @@ struct local_hub::impl : net::server_handler {
     conn.user_data() = device;
     const auto code = core.on_connect(*device, packet, now());
     if (code == mqtt::connect_return_code::accepted) {
-      (void)conn.accept();
+      mqtt::accept_params params;
+      params.keep_alive = core.supervised_keep_alive(*device, packet.keep_alive);
+      (void)conn.accept(params);
     } else {
       (void)conn.refuse(code);
     }

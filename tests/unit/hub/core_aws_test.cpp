@@ -315,3 +315,19 @@ TEST_CASE("aws: HTTPS publishes route to subscribers and serve shadow topics", "
   CHECK(core.aws_publish("$aws/rules/x", "x", mqtt::qos::at_most_once, at(4)).error().code == 400);
   CHECK(core.aws_publish("ok", "x", mqtt::qos::exactly_once, at(4)).error().code == 400);
 }
+
+TEST_CASE("keep-alive: AWS clamps to 30..1200, Azure caps at 1177 s", "[hub][aws][azure]") {
+  hub::hub_settings open;
+  open.auth = hub::auth_mode::open;
+  hub_core core(open);
+  fake_link thing;
+  REQUIRE(core.on_connect(thing, aws_connect("t1"), at(0)) == accepted);
+  CHECK(core.supervised_keep_alive(thing, 5) == 30);
+  CHECK(core.supervised_keep_alive(thing, 300) == 300);
+  CHECK(core.supervised_keep_alive(thing, 0) == 1200);
+  CHECK(core.supervised_keep_alive(thing, 5000) == 1200);
+  fake_link other;  // not (yet) an AWS connection: Azure's rule
+  CHECK(core.supervised_keep_alive(other, 240) == 240);
+  CHECK(core.supervised_keep_alive(other, 0) == 1177);
+  CHECK(core.supervised_keep_alive(other, 1800) == 1177);
+}

@@ -83,6 +83,11 @@ class hub_core {
                                                      time_point now);
   // Per filter: granted QoS (QoS 2 granted as 1) or failure (0x80): Azure allows only its
   // documented filters, at most five; AWS allows any valid filter.
+  // The keep-alive (seconds) the hub supervises an accepted connection with, from the one the
+  // client asked for: AWS takes 30..1200 (below 30 is 30; 0 or above 1200 is 1200, B9); Azure
+  // caps its 1.5x idle timeout at 1767 s, so at most 1177 (and 0, no keep-alive, is 1177, A4).
+  [[nodiscard]] std::uint16_t supervised_keep_alive(const link& device, std::uint16_t requested) const;
+
   [[nodiscard]] std::vector<mqtt::suback_code> on_subscribe(link& device, std::span<const mqtt::subscription> filters,
                                                             time_point now);
   void on_unsubscribe(link& device, std::span<const std::string_view> filters);

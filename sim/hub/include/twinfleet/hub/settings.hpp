@@ -55,7 +55,9 @@ struct hub_settings {
   std::chrono::seconds azure_default_method_timeout{30};   // A8
   std::chrono::seconds azure_min_method_timeout{5};
   std::chrono::seconds azure_max_method_timeout{300};
-  std::uint16_t aws_min_keep_alive = 30;  // B9: below 30 counts as 30
+  std::uint16_t aws_min_keep_alive = 30;    // B9: below 30 counts as 30
+  std::uint16_t aws_max_keep_alive = 1200;  // B9: 0 or above counts as 1200
+  std::uint16_t azure_max_keep_alive = 1177;  // A4: 1.5 x 1177 s = the 1767 s idle cap
 };
 
 // The five default policies with keys drawn from `random_key()`.
