@@ -23,21 +23,12 @@ std::string_view auth_type_name(azure_auth_type t) {
   }
 }
 
-std::string counter_etag(std::int64_t n) {
-  std::string bytes(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    bytes[static_cast<std::size_t>(i)] = static_cast<char>(n & 0xFF);
-    n >>= 8;
-  }
-  return auth::base64_encode(bytes);
-}
-
 json::object identity_json(const azure_device& d) {
   json::object out;
   out["deviceId"] = d.device_id;
   out["generationId"] = std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
                                             d.created.time_since_epoch()).count());
-  out["etag"] = counter_etag(d.identity_version);
+  out["etag"] = twin::counter_etag(d.identity_version);
   out["connectionState"] = d.connection != nullptr ? "Connected" : "Disconnected";
   out["status"] = d.enabled ? "enabled" : "disabled";
   out["statusReason"] = nullptr;
@@ -440,7 +431,7 @@ twin::result<json::object> hub_core::azure_put_device(std::string_view device_id
     if (match.what == twin::if_match::kind::absent) {
       return azure_error(409001, "A device with id '" + std::string(device_id) + "' already exists.");
     }
-    if (match.what == twin::if_match::kind::tag && match.tag != counter_etag(existing->identity_version)) {
+    if (match.what == twin::if_match::kind::tag && match.tag != twin::counter_etag(existing->identity_version)) {
       return azure_error(412001, "The If-Match etag does not match the device identity's etag.");
     }
   }
@@ -474,7 +465,7 @@ twin::result<void> hub_core::azure_delete_device(std::string_view device_id, con
   auto& st = *state_;
   auto it = st.azure_devices.find(device_id);
   if (it == st.azure_devices.end()) return azure_error(404001, "Device " + std::string(device_id) + " not found.");
-  if (match.what == twin::if_match::kind::tag && match.tag != counter_etag(it->second.identity_version)) {
+  if (match.what == twin::if_match::kind::tag && match.tag != twin::counter_etag(it->second.identity_version)) {
     return azure_error(412001, "The If-Match etag does not match the device identity's etag.");
   }
   if (it->second.connection != nullptr) {

@@ -193,25 +193,6 @@ json::object without_read_only(const json::object& section) {
   return out;
 }
 
-std::string base64_of_counter(std::uint64_t counter) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::array<unsigned char, 8> bytes{};
-  for (int i = 7; i >= 0; --i) {
-    bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(counter & 0xFF);
-    counter >>= 8;
-  }
-  std::string out;
-  for (std::size_t i = 0; i < bytes.size(); i += 3) {
-    const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
-    std::uint32_t chunk = 0;
-    for (std::size_t j = 0; j < 3; ++j) chunk = (chunk << 8) | (j < n ? bytes[i + j] : 0);
-    out.push_back(alphabet[(chunk >> 18) & 63]);
-    out.push_back(alphabet[(chunk >> 12) & 63]);
-    out.push_back(n > 1 ? alphabet[(chunk >> 6) & 63] : '=');
-    out.push_back(n > 2 ? alphabet[chunk & 63] : '=');
-  }
-  return out;
-}
 
 struct service_body {
   std::optional<json::object> tags;
@@ -251,6 +232,27 @@ result<service_body> parse_service_body(const json::value& body, const azure_lim
 
 }  // namespace
 
+std::string counter_etag(std::int64_t value) {
+  auto counter = static_cast<std::uint64_t>(value);
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::array<unsigned char, 8> bytes{};
+  for (int i = 7; i >= 0; --i) {
+    bytes[static_cast<std::size_t>(i)] = static_cast<unsigned char>(counter & 0xFF);
+    counter >>= 8;
+  }
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::size_t n = std::min<std::size_t>(3, bytes.size() - i);
+    std::uint32_t chunk = 0;
+    for (std::size_t j = 0; j < 3; ++j) chunk = (chunk << 8) | (j < n ? bytes[i + j] : 0);
+    out.push_back(alphabet[(chunk >> 18) & 63]);
+    out.push_back(alphabet[(chunk >> 12) & 63]);
+    out.push_back(n > 1 ? alphabet[(chunk >> 6) & 63] : '=');
+    out.push_back(n > 2 ? alphabet[chunk & 63] : '=');
+  }
+  return out;
+}
+
 std::size_t azure_section_size(const json::object& section) { return object_size(section); }
 
 result<void> validate_azure_section(const json::object& section, std::string_view path, const azure_limits& limits) {
@@ -280,7 +282,7 @@ azure_twin::azure_twin(std::string device_id, time_point created, azure_limits l
   reported_meta_ = make_stamp(when, std::nullopt);
 }
 
-std::string azure_twin::etag() const { return base64_of_counter(static_cast<std::uint64_t>(version_)); }
+std::string azure_twin::etag() const { return counter_etag(version_); }
 
 result<void> azure_twin::check_etag(const if_match& match) const {
   if (match.what == if_match::kind::tag && match.tag != etag()) {
@@ -421,7 +423,7 @@ json::object azure_twin::to_json() const {
   json::object out;
   out["deviceId"] = device_id_;
   out["etag"] = etag();
-  out["deviceEtag"] = base64_of_counter(1);
+  out["deviceEtag"] = counter_etag(1);
   out["version"] = version_;
   out["status"] = enabled_ ? "enabled" : "disabled";
   out["statusUpdateTime"] = format_iso8601(status_updated_);

@@ -28,6 +28,10 @@ struct azure_limits {
 
 enum class azure_section { tags, desired, reported };
 
+// An IoT Hub-style etag: base64 of `counter` as an 8-byte big-endian number ("AAAAAAAAAAc=" for
+// 7), as the twin etag and the identity's deviceEtag look (PROTOCOLS.md A1).
+[[nodiscard]] std::string counter_etag(std::int64_t counter);
+
 // The section's size as IoT Hub counts it (A3): the sum over every property of its key length
 // plus its value length, keys and strings counted in characters without control characters,
 // a number as 8, a boolean as 4, an object as the sum of its contents. Arrays (undocumented)
