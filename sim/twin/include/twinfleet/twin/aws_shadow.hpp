@@ -182,6 +182,20 @@ class aws_shadow {
   // aws_shadow_delta(desired(), reported()).
   [[nodiscard]] json::object delta() const;
 
+  // --- persistence (persist.cpp) ---
+
+  // Everything that defines the shadow, for a state file: thingName, shadowName ("" for the
+  // classic shadow), exists, version (kept across remove(), B5), desired, reported,
+  // desiredMetadata, reportedMetadata. The limits are configuration: not included.
+  [[nodiscard]] json::object to_snapshot() const;
+
+  // Rebuilds a shadow from to_snapshot()'s object, checking every member: valid names, a version
+  // >= 0 (>= 1 when the shadow exists), empty sections when it does not exist, sections that
+  // hold no null member, no null in an array, nest within `limits` and fit its size, metadata
+  // of exactly the state's shape with an integer timestamp at every leaf.
+  // Errors: aws_code::bad_request, the message naming the bad member. Never throws on bad input.
+  [[nodiscard]] static result<aws_shadow> from_snapshot(const json::object& snapshot, aws_shadow_limits limits = {});
+
  private:
   std::string thing_name_;
   std::string shadow_name_;

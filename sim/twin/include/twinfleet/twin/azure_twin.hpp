@@ -104,6 +104,10 @@ class azure_twin {
   void set_enabled(bool enabled, time_point now);
   void record_activity(time_point now) { last_activity_ = now; }
   void set_model_id(std::string model_id) { model_id_ = std::move(model_id); }
+  // Moves desired $version on by `by` (negative undoes it) without a write: the hub's fault
+  // injection skips version numbers with it (PROTOCOLS.md C1.3: only "strictly increasing" is
+  // documented, and clients that assume +1 break).
+  void advance_desired_version(std::int64_t by) noexcept { desired_version_ += by; }
 
   [[nodiscard]] const std::string& device_id() const noexcept { return device_id_; }
   [[nodiscard]] std::string etag() const;  // unquoted, e.g. AAAAAAAAAAc=
@@ -117,6 +121,24 @@ class azure_twin {
   [[nodiscard]] const json::object& reported_metadata() const noexcept { return reported_meta_; }
   [[nodiscard]] bool connected() const noexcept { return connected_; }
   [[nodiscard]] bool enabled() const noexcept { return enabled_; }
+
+  // --- persistence (persist.cpp) ---
+
+  // Everything that defines the twin, for a state file: device id, the twin, desired and
+  // reported versions (the etag follows from the twin version), tags, desired and reported
+  // with their $metadata, status, connection state, status and activity times (ISO 8601, 100 ns
+  // as IoT Hub shows them), model id. The limits are configuration, not state: not included.
+  // Members: deviceId, version, desiredVersion, reportedVersion, tags, desired, reported,
+  // desiredMetadata, reportedMetadata, enabled, connected, statusUpdateTime,
+  // lastActivityTime, modelId.
+  [[nodiscard]] json::object to_snapshot() const;
+
+  // Rebuilds a twin from to_snapshot()'s object, checking every member: types, a valid device id,
+  // versions >= 1 that fit together, documents that follow the key/depth/value rules of
+  // `limits` and their sizes, $metadata that covers exactly the properties, valid times.
+  // Errors: azure_code::invalid_argument, the message naming the bad member
+  // ("desiredMetadata.a: ..."). Never throws on bad input.
+  [[nodiscard]] static result<azure_twin> from_snapshot(const json::object& snapshot, azure_limits limits = {});
 
  private:
   [[nodiscard]] result<void> check_etag(const if_match& match) const;

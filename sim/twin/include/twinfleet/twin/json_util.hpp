@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,10 @@ void merge_patch(json::object& target, const json::object& patch);
 
 // "2017-03-09T18:30:52.3167248Z": UTC, seven fractional digits, as IoT Hub writes $lastUpdated.
 [[nodiscard]] std::string format_iso8601(time_point t);
+
+// The inverse of format_iso8601: "YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z", UTC only; nothing when the
+// text is not of that form or names no real date (persist.cpp).
+[[nodiscard]] std::optional<time_point> parse_iso8601(std::string_view text) noexcept;
 
 // Whole seconds since the Unix epoch, as AWS shadow timestamps are written.
 [[nodiscard]] std::int64_t epoch_seconds(time_point t) noexcept;
