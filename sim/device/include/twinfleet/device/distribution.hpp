@@ -1,0 +1,51 @@
+// Random durations: apply delays of desired writes, command latencies, telemetry intervals,
+// reconnect back-off. Small value types; sampling takes the caller's rng, so the sequence is
+// deterministic per seed.
+#pragma once
+
+#include <twinfleet/device/random.hpp>
+
+#include <chrono>
+
+namespace twinfleet::device {
+
+using duration = std::chrono::nanoseconds;
+
+struct duration_distribution {
+  enum class kind : std::uint8_t {
+    constant,     // always `a`
+    uniform,      // uniform in [a, b]
+    normal,       // mean a, standard deviation b, truncated at 0
+    exponential,  // mean a (a Poisson process's gaps)
+  };
+  kind type = kind::constant;
+  duration a{0};
+  duration b{0};
+
+  static duration_distribution constant(duration d) noexcept { return {kind::constant, d, d}; }
+  static duration_distribution uniform(duration lo, duration hi) noexcept { return {kind::uniform, lo, hi}; }
+  static duration_distribution normal(duration mean, duration stddev) noexcept { return {kind::normal, mean, stddev}; }
+  static duration_distribution exponential(duration mean) noexcept { return {kind::exponential, mean, duration{0}}; }
+
+  // One sample, never negative. A constant consumes no randomness.
+  [[nodiscard]] duration sample(rng& r) const noexcept;
+  // The expected value (for planning: rates, capacity).
+  [[nodiscard]] duration mean() const noexcept;
+  [[nodiscard]] bool is_zero() const noexcept { return type == kind::constant && a.count() == 0; }
+
+  friend bool operator==(const duration_distribution&, const duration_distribution&) = default;
+};
+
+// Reconnect back-off: attempt n (0-based) waits min(max, initial × multiplier^n), spread by
+// ±jitter (a fraction) around it.
+struct backoff {
+  duration initial = std::chrono::seconds(1);
+  duration max = std::chrono::seconds(60);
+  double multiplier = 2.0;
+  double jitter = 0.2;
+
+  [[nodiscard]] duration delay(unsigned attempt, rng& r) const noexcept;
+  friend bool operator==(const backoff&, const backoff&) = default;
+};
+
+}  // namespace twinfleet::device
