@@ -16,7 +16,9 @@
 #include <boost/json/value.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -178,11 +180,32 @@ class hub_core {
   // Derives an Azure device's key from the group key (A9 group enrollment).
   [[nodiscard]] std::string device_key_for(std::string_view device_id) const;
 
+  // ---- the state file (core_persist.cpp; the format is in docs/HUB.md, "State file") ----
+
+  // Writes every Azure identity (keys, thumbprints, status, etag counter, creation time) with
+  // its twin, and every AWS thing with its classic and named shadows (deleted ones too: their
+  // version continues, B5), one JSON line per record, sorted. Not connections, subscriptions,
+  // pending methods or counters. Streams: memory stays at one record, whatever the store size.
+  void save_state(std::ostream& out, time_point now) const;
+  // Replaces the identities and things with what `in` holds, after checking all of it: a bad
+  // file changes nothing. Twins come back Disconnected. Only before any device connects.
+  // Errors: code 0, the message naming the line and the member ("line 3: device 'd1':
+  // twin.desired.a: ..."), a truncated file (fewer records than the header announces), a
+  // format version other than 1, or connections already open.
+  [[nodiscard]] twin::result<void> load_state(std::istream& in);
+
   // The implementation's state: opaque here, shared by the dialect sources.
   struct state;
 
  private:
   std::unique_ptr<state> state_;
 };
+
+// save_state() into `file` atomically: a temporary file beside it (mode 0600: it holds device
+// keys) is written, synced and renamed over it. Errors: code 0, the message naming the file.
+[[nodiscard]] twin::result<void> save_state_file(const hub_core& core, const std::filesystem::path& file,
+                                                 time_point now);
+// load_state() from `file`. Errors: code 0, the message naming the file, then load_state()'s.
+[[nodiscard]] twin::result<void> load_state_file(hub_core& core, const std::filesystem::path& file);
 
 }  // namespace twinfleet::hub
