@@ -31,6 +31,7 @@ struct hub_flags {
   std::string ws;
   std::string host_name = "localhost";
   std::string auth = "open";
+  std::string state_file;  // empty: the store lives and dies with the process
 };
 
 // "127.0.0.1:8883", "[::1]:8883", "localhost:0" → an endpoint; nullopt when malformed.
@@ -136,6 +137,15 @@ int run_hub(const hub_flags& flags) {
 
   asio::io_context io(1);
   hub::local_hub hub(io.get_executor(), options);
+  // Loaded before any listener accepts: no device sees the hub without its identities.
+  if (!flags.state_file.empty() && std::filesystem::exists(flags.state_file)) {
+    if (auto loaded = hub::load_state_file(hub.core(), flags.state_file); !loaded) {
+      fmt::print(stderr, "twinfleet hub: cannot load the state file {}\n", loaded.error().message);
+      return 1;
+    }
+    fmt::print("twinfleet hub: loaded {} Azure identities and {} AWS shadows from {}\n", hub.core().twin_count(),
+               hub.core().shadow_count(), flags.state_file);
+  }
   if (auto ec = hub.start()) {
     fmt::print(stderr, "twinfleet hub: cannot start: {}\n", ec.message());
     return 1;
@@ -161,6 +171,14 @@ int run_hub(const hub_flags& flags) {
   // Ready only once the signals are ours: a SIGTERM right after "ready" must stop gracefully.
   print_summary(description, hub_json);
   io.run();
+  // After async_stop: every connection is closed, nothing changes the store any more.
+  if (!flags.state_file.empty()) {
+    if (auto written = hub::save_state_file(hub.core(), flags.state_file, std::chrono::system_clock::now()); !written) {
+      fmt::print(stderr, "twinfleet hub: cannot save the state: {}\n", written.error().message);
+      return 1;
+    }
+    fmt::print("twinfleet hub: state saved to {}\n", flags.state_file);
+  }
   fmt::print("twinfleet hub: stopped\n");
   return 0;
 }
@@ -180,6 +198,8 @@ void add_hub_command(CLI::App& app) {
   cmd->add_option("--listen-wss", flags->wss, "MQTT over WebSocket and TLS, ADDRESS:PORT");
   cmd->add_option("--listen-ws", flags->ws, "MQTT over WebSocket, ADDRESS:PORT");
   cmd->add_option("--hub-name", flags->host_name, "The Azure host name in connection strings")->capture_default_str();
+  cmd->add_option("--state-file", flags->state_file,
+                  "Identities, twins and shadows: loaded at start when the file exists, saved on Ctrl-C/SIGTERM");
   cmd->add_option("--auth", flags->auth, "strict: registered devices and CA-signed things only; open: any device id")
       ->check(CLI::IsMember({"strict", "open"}))
       ->capture_default_str();
