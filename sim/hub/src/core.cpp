@@ -94,14 +94,22 @@ void hub_core::state::route(std::string_view topic, std::string_view payload, mq
     }
     targets.push_back(s);
   };
+  // A subscription still inside its activation delay (a fault) does not deliver yet.
+  auto consider = [&](const subscriber& s) {
+    if (s.active_from > clock) {
+      ++counters.faults_not_yet_subscribed[static_cast<std::size_t>(classify_outbound(topic))];
+      return;
+    }
+    add(s);
+  };
   if (auto it = exact_subscriptions.find(topic); it != exact_subscriptions.end()) {
-    for (const auto& s : it->second) add(s);
+    for (const auto& s : it->second) consider(s);
   }
   for (const auto& [filter, s] : wildcard_subscriptions) {
-    if (mqtt::topic_matches(filter, topic)) add(s);
+    if (mqtt::topic_matches(filter, topic)) consider(s);
   }
   for (const auto& t : targets) {
-    t.connection->send(topic, payload, std::min(t.qos, published_qos));
+    send(*t.connection, topic, payload, std::min(t.qos, published_qos));
     ++counters.aws_messages_routed;
   }
 }
@@ -148,6 +156,19 @@ void hub_core::state::close_by_hub(link& connection) {
 hub_core::hub_core(hub_settings settings) : state_(std::make_unique<state>(std::move(settings))) {
   if (state_->settings.policies.empty()) state_->settings.policies = default_policies();
   if (state_->settings.group_key.empty()) state_->settings.group_key = random_key();
+  state_->rng.seed(state_->settings.faults.seed);
+}
+
+void hub_core::state::tick(time_point now) {
+  if (clock == time_point{} && settings.faults.any()) {
+    // The configured faults start with the first event the hub sees.
+    faults_since = now;
+    if (settings.faults.disconnects_per_second > 0) {
+      next_random_disconnect = now + std::chrono::duration_cast<time_point::duration>(std::chrono::duration<double>(
+                                         std::exponential_distribution<double>(settings.faults.disconnects_per_second)(rng)));
+    }
+  }
+  clock = std::max(clock, now);
 }
 
 hub_core::~hub_core() = default;
@@ -183,11 +204,15 @@ std::string hub_core::metrics_text() const {
   sample("disconnects_total", R"(outcome="taken_over")", c.connections_taken_over);
   sample("disconnects_total", R"(outcome="closed_by_hub")", c.connections_closed_by_hub);
   family("operations_total", "counter", "Device and service operations served, by backend, operation and outcome.");
-  const auto op = [&](std::string_view backend, std::string_view operation, std::string_view outcome, std::uint64_t v) {
-    sample("operations_total",
+  const auto op_family = [&](std::string_view name, std::string_view backend, std::string_view operation,
+                             std::string_view outcome, std::uint64_t v) {
+    sample(name,
            "backend=\"" + std::string(backend) + "\",operation=\"" + std::string(operation) + "\",outcome=\"" +
                std::string(outcome) + "\"",
            v);
+  };
+  const auto op = [&](std::string_view backend, std::string_view operation, std::string_view outcome, std::uint64_t v) {
+    op_family("operations_total", backend, operation, outcome, v);
   };
   op("azure", "twin_get", "ok", c.azure_twin_gets);
   op("azure", "reported_patch", "ok", c.azure_reported_patches - c.azure_reported_rejected);
@@ -207,6 +232,36 @@ std::string hub_core::metrics_text() const {
   family("rest_requests_total", "counter", "REST service requests, by outcome.");
   sample("rest_requests_total", R"(outcome="all")", c.rest_requests);
   sample("rest_requests_total", R"(outcome="unauthorized")", c.rest_unauthorized);
+  family("faults_total", "counter", "Faults the hub injected, by backend, operation and outcome.");
+  const std::pair<const std::array<std::uint64_t, outbound_kind_count>*, std::string_view> per_kind[] = {
+      {&c.faults_dropped, "dropped"},     {&c.faults_duplicated, "duplicated"},
+      {&c.faults_delayed, "delayed"},     {&c.faults_reordered, "reordered"},
+      {&c.faults_not_yet_subscribed, "not_yet_subscribed"}};
+  for (const auto& [values, outcome] : per_kind) {
+    for (std::size_t k = 0; k < outbound_kind_count; ++k) {
+      const auto name = to_string(static_cast<outbound_kind>(k));  // "azure.desired_patch"
+      const auto dot = name.find('.');
+      op_family("faults_total", name.substr(0, dot), name.substr(dot + 1), outcome, (*values)[k]);
+    }
+  }
+  op_family("faults_total", "aws", "accepted_delta", "swapped", c.faults_accepted_delta_swapped);
+  op_family("faults_total", "azure", "desired_version", "skipped", c.faults_desired_versions_skipped);
+  op_family("faults_total", "all", "connection", "forced_disconnect", c.faults_forced_disconnects);
+  family("throttled_total", "counter", "Requests throttling queued or refused, by backend, operation and outcome.");
+  family("throttle_queue_depth", "gauge", "Requests waiting for a throttle token now.");
+  for (std::size_t i = 0; i < throttle_class_count; ++i) {
+    const auto tc = static_cast<throttle_class>(i);
+    const std::string_view backend = tc >= throttle_class::aws_shadow_per_thing ? "aws" : "azure";
+    op_family("throttled_total", backend, to_string(tc), "queued", c.throttle_queued[i]);
+    op_family("throttled_total", backend, to_string(tc), "rejected", c.throttle_rejected[i]);
+  }
+  for (std::size_t i = 0; i < throttle_class_count; ++i) {
+    const auto tc = static_cast<throttle_class>(i);
+    const std::string_view backend = tc >= throttle_class::aws_shadow_per_thing ? "aws" : "azure";
+    sample("throttle_queue_depth",
+           "backend=\"" + std::string(backend) + "\",operation=\"" + std::string(to_string(tc)) + "\"",
+           state_->queue_depth[i]);
+  }
   family("connected_devices", "gauge", "Device connections the hub holds now.");
   sample("connected_devices", "", state_->connections.size());
   family("twins", "gauge", "Azure device identities and their twins.");
@@ -222,9 +277,18 @@ std::string hub_core::device_key_for(std::string_view device_id) const {
 }
 
 mqtt::connect_return_code hub_core::on_connect(link& device, const mqtt::connect_packet& connect, time_point now) {
-  const auto code = is_azure_connect(connect) ? azure_connect(*state_, device, connect, now)
-                                              : aws_connect(*state_, device, connect, now);
+  state_->tick(now);
+  const bool azure = is_azure_connect(connect);
+  // The connection throttle limits the rate of new connections (A14, B7): no queue, CONNACK 3.
+  if (!state_->admit_connect(azure ? throttle_class::azure_connects : throttle_class::aws_connects, "", now)) {
+    ++state_->counters.connections_refused;
+    return mqtt::connect_return_code::server_unavailable;
+  }
+  const auto code = azure ? azure_connect(*state_, device, connect, now) : aws_connect(*state_, device, connect, now);
   if (code == mqtt::connect_return_code::accepted) {
+    if (auto it = state_->connections.find(&device); it != state_->connections.end()) {
+      it->second.serial = state_->next_serial++;
+    }
     ++state_->counters.connections_accepted;
   } else {
     ++state_->counters.connections_refused;
@@ -245,11 +309,38 @@ std::uint16_t hub_core::supervised_keep_alive(const link& device, std::uint16_t 
 }
 
 std::vector<mqtt::suback_code> hub_core::on_subscribe(link& device, std::span<const mqtt::subscription> filters,
-                                                      time_point) {
-  auto it = state_->connections.find(&device);
-  if (it == state_->connections.end()) return std::vector<mqtt::suback_code>(filters.size(), mqtt::suback_code::failure);
-  return it->second.kind == dialect::azure ? azure_subscribe(*state_, device, it->second, filters)
-                                           : aws_subscribe(*state_, device, it->second, filters);
+                                                      time_point now) {
+  auto& st = *state_;
+  st.tick(now);
+  auto it = st.connections.find(&device);
+  if (it == st.connections.end()) return std::vector<mqtt::suback_code>(filters.size(), mqtt::suback_code::failure);
+  auto& cs = it->second;
+  auto codes = cs.kind == dialect::azure ? azure_subscribe(st, device, cs, filters) : aws_subscribe(st, device, cs, filters);
+  // Fault: SUBACK does not mean delivery has started (C2.4).
+  const auto delay = st.settings.faults.subscription_activation_delay;
+  if (delay.count() > 0) {
+    const auto from = now + delay;
+    for (std::size_t i = 0; i < filters.size() && i < codes.size(); ++i) {
+      if (codes[i] == mqtt::suback_code::failure) continue;
+      const auto& filter = filters[i].filter;
+      if (cs.kind == dialect::azure) {
+        if (filter == "$iothub/twin/res/#") cs.azure_active_from[0] = from;
+        if (filter == "$iothub/twin/PATCH/properties/desired/#") cs.azure_active_from[1] = from;
+        if (filter == "$iothub/methods/POST/#") cs.azure_active_from[2] = from;
+        continue;
+      }
+      auto stamp = [&](subscriber& s) {
+        if (s.connection == &device) s.active_from = from;
+      };
+      if (auto e = st.exact_subscriptions.find(filter); e != st.exact_subscriptions.end()) {
+        for (auto& s : e->second) stamp(s);
+      }
+      for (auto& [f, s] : st.wildcard_subscriptions) {
+        if (f == filter) stamp(s);
+      }
+    }
+  }
+  return codes;
 }
 
 void hub_core::on_unsubscribe(link& device, std::span<const std::string_view> filters) {
@@ -272,16 +363,28 @@ void hub_core::on_unsubscribe(link& device, std::span<const std::string_view> fi
 }
 
 void hub_core::on_publish(link& device, const mqtt::publish_packet& publish, time_point now) {
-  auto it = state_->connections.find(&device);
-  if (it == state_->connections.end()) return;
-  if (it->second.kind == dialect::azure) {
-    azure_device_publish(*state_, device, it->second, publish, now);
+  auto& st = *state_;
+  st.tick(now);
+  auto it = st.connections.find(&device);
+  if (it == st.connections.end()) return;
+  if (st.settings.throttle.any()) {
+    throttled_device_publish(st, device, it->second, publish, now);
   } else {
-    aws_device_publish(*state_, device, it->second, publish, now);
+    dispatch_device_publish(st, device, it->second, publish, now);
+  }
+}
+
+void dispatch_device_publish(hub_core::state& st, link& device, connection_state& cs,
+                             const mqtt::publish_packet& publish, time_point now) {
+  if (cs.kind == dialect::azure) {
+    azure_device_publish(st, device, cs, publish, now);
+  } else {
+    aws_device_publish(st, device, cs, publish, now);
   }
 }
 
 void hub_core::on_disconnect(link& device, time_point now) {
+  state_->tick(now);
   auto it = state_->connections.find(&device);
   if (it == state_->connections.end()) return;
   auto& cs = it->second;
@@ -306,11 +409,14 @@ std::optional<time_point> hub_core::next_deadline() const {
   if (!state_->expiries.empty() && (!next || state_->expiries.begin()->first < *next)) {
     next = state_->expiries.begin()->first;
   }
+  if (auto f = faults_deadline(*state_); f && (!next || *f < *next)) next = f;
   return next;
 }
 
 void hub_core::on_timer(time_point now) {
   auto& st = *state_;
+  st.tick(now);
+  faults_on_timer(st, now);
   while (!st.method_deadlines.empty() && st.method_deadlines.begin()->first <= now) {
     const std::string rid = st.method_deadlines.begin()->second;
     st.method_deadlines.erase(st.method_deadlines.begin());

@@ -91,11 +91,14 @@ twin::result<json::object> serve_update(hub_core::state& st, std::string_view th
   }
   ++st.counters.aws_updates;
   const auto prefix = topic_prefix(thing, shadow);
-  st.route(prefix + "/update/accepted", json::serialize(outcome->accepted), mqtt::qos::at_least_once);
+  // Fault: the delta of this version goes out before its accepted (C2.2).
+  const bool swap = outcome->delta && st.swap_accepted_delta();
+  if (!swap) st.route(prefix + "/update/accepted", json::serialize(outcome->accepted), mqtt::qos::at_least_once);
   if (outcome->delta) {
     ++st.counters.aws_deltas;
     st.route(prefix + "/update/delta", json::serialize(*outcome->delta), mqtt::qos::at_least_once);
   }
+  if (swap) st.route(prefix + "/update/accepted", json::serialize(outcome->accepted), mqtt::qos::at_least_once);
   st.route(prefix + "/update/documents", json::serialize(outcome->documents), mqtt::qos::at_least_once);
   return std::move(outcome->accepted);
 }
@@ -269,11 +272,13 @@ void aws_device_publish(hub_core::state& st, link& device, connection_state& cs,
 // the data plane (B8)
 
 twin::result<json::object> hub_core::aws_get_shadow(std::string_view thing, std::string_view shadow, time_point now) {
+  state_->tick(now);
   return serve_get(*state_, thing, shadow, std::nullopt, now);
 }
 
 twin::result<json::object> hub_core::aws_update_shadow(std::string_view thing, std::string_view shadow,
                                                        std::string_view payload, time_point now) {
+  state_->tick(now);
   if (!twin::is_valid_thing_name(thing) || (!shadow.empty() && !twin::is_valid_shadow_name(shadow))) {
     return twin::error{400, "Invalid thing or shadow name"};
   }
@@ -282,11 +287,13 @@ twin::result<json::object> hub_core::aws_update_shadow(std::string_view thing, s
 
 twin::result<json::object> hub_core::aws_delete_shadow(std::string_view thing, std::string_view shadow,
                                                        time_point now) {
+  state_->tick(now);
   return serve_delete(*state_, thing, shadow, std::nullopt, std::nullopt, now);
 }
 
 twin::result<void> hub_core::aws_publish(std::string_view topic, std::string_view payload, mqtt::qos qos,
                                          time_point now) {
+  state_->tick(now);
   auto& st = *state_;
   if (!mqtt::is_valid_topic_name(topic) || qos == mqtt::qos::exactly_once) {
     return twin::error{400, "Invalid topic or qos"};

@@ -215,7 +215,7 @@ void azure_device_publish(hub_core::state& st, link& device, connection_state& c
     if (path == twin_get_prefix) {
       ++st.counters.azure_twin_gets;
       // Replies go only to the requesting connection, and only if it listens (A5, E).
-      if (cs.twin_responses) device.send(response_topic(200, *rid), json::serialize(d->twin.device_view()), qos);
+      if (cs.twin_responses) st.send(device, response_topic(200, *rid), json::serialize(d->twin.device_view()), qos);
       return;
     }
     ++st.counters.azure_reported_patches;
@@ -225,7 +225,7 @@ void azure_device_publish(hub_core::state& st, link& device, connection_state& c
       if (!expected) {
         ++st.counters.azure_reported_rejected;
         if (cs.twin_responses) {
-          device.send(response_topic(400, *rid), error_body({400004, "$version must be an integer"}), qos);
+          st.send(device, response_topic(400, *rid), error_body({400004, "$version must be an integer"}), qos);
         }
         return;
       }
@@ -237,9 +237,9 @@ void azure_device_publish(hub_core::state& st, link& device, connection_state& c
     if (!r) ++st.counters.azure_reported_rejected;
     if (!cs.twin_responses) return;
     if (r) {
-      device.send(response_topic(204, *rid, *r), {}, qos);
+      st.send(device, response_topic(204, *rid, *r), {}, qos);
     } else {
-      device.send(response_topic(r.error().http_status(), *rid), error_body(r.error()), qos);
+      st.send(device, response_topic(r.error().http_status(), *rid), error_body(r.error()), qos);
     }
     return;
   }
@@ -289,16 +289,21 @@ twin::result<json::object> hub_core::azure_get_twin(std::string_view device_id) 
 twin::result<json::object> hub_core::azure_update_twin(std::string_view device_id, const json::value& body,
                                                        const twin::if_match& match, bool replace, time_point now) {
   auto& st = *state_;
+  st.tick(now);
   auto* d = st.find_device(device_id);
   if (d == nullptr) return twin::error{404001, "Device " + std::string(device_id) + " not found."};
+  // Fault: the write skips desired version numbers (C1.3); a refused write gives them back.
+  const auto skip = st.desired_versions_to_skip();
+  d->twin.advance_desired_version(skip);
   auto change = replace ? d->twin.service_replace(body, match, now) : d->twin.service_patch(body, match, now);
+  if (!change || !change->notification) d->twin.advance_desired_version(-skip);
   if (!change) return change.error();
   if (change->notification && d->connection != nullptr) {
     auto cs = st.connections.find(d->connection);
     // Notifications reach only connected, subscribed devices; nothing is queued (A5, C1).
     if (cs != st.connections.end() && cs->second.desired_updates) {
       ++st.counters.azure_desired_notifications;
-      d->connection->send("$iothub/twin/PATCH/properties/desired/?$version=" + std::to_string(change->desired_version),
+      st.send(*d->connection, "$iothub/twin/PATCH/properties/desired/?$version=" + std::to_string(change->desired_version),
                           json::serialize(*change->notification), *cs->second.desired_updates);
     }
   }
@@ -308,6 +313,7 @@ twin::result<json::object> hub_core::azure_update_twin(std::string_view device_i
 void hub_core::azure_invoke_method(std::string_view device_id, const json::value& body, time_point now,
                                    method_callback done) {
   auto& st = *state_;
+  st.tick(now);
   ++st.counters.azure_methods_invoked;
   auto fail = [&](int code, std::string message) {
     ++st.counters.azure_methods_failed;
@@ -340,7 +346,7 @@ void hub_core::azure_invoke_method(std::string_view device_id, const json::value
   auto deadline = st.method_deadlines.emplace(now + timeout, rid);
   st.methods.emplace(rid, pending_method{std::string(device_id), std::move(done), deadline});
   // Method requests are QoS 0 (A5).
-  d->connection->send("$iothub/methods/POST/" + std::string(name->get_string()) + "/?$rid=" + rid,
+  st.send(*d->connection, "$iothub/methods/POST/" + std::string(name->get_string()) + "/?$rid=" + rid,
                       payload == nullptr ? std::string("null") : json::serialize(*payload), mqtt::qos::at_most_once);
 }
 

@@ -5,7 +5,11 @@
 #include <twinfleet/auth/sigv4.hpp>
 #include <twinfleet/hub/core.hpp>
 
+#include <array>
+#include <deque>
+#include <functional>
 #include <map>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -57,6 +61,10 @@ struct connection_state {
   // AWS: the filters this connection holds, to route to and to remove on disconnect.
   std::vector<std::pair<std::string, mqtt::qos>> filters;
   std::optional<std::multimap<time_point, link*>::iterator> expiry;  // SAS `se`
+  std::uint64_t serial = 0;  // tells this connection from a later one at the same address
+  // Fault: when each Azure subscription starts delivering (subscription activation delay),
+  // indexed by outbound_kind (twin responses, desired patches, method requests).
+  std::array<time_point, 3> azure_active_from{};
 };
 
 struct pending_method {
@@ -69,6 +77,28 @@ struct pending_method {
 struct subscriber {
   link* connection;
   mqtt::qos qos;
+  time_point active_from{};  // fault: the subscription activation delay
+};
+
+// A message whose delivery a fault delays.
+struct delayed_send {
+  link* connection;
+  std::uint64_t serial;
+  std::string topic;
+  std::string payload;
+  mqtt::qos qos;
+};
+
+// One throttle bucket and the requests waiting for its tokens.
+struct throttle_waiting {
+  double cost;
+  std::function<void(time_point)> run;
+};
+struct throttle_bucket {
+  double tokens = 0;
+  time_point updated{};
+  bool scheduled = false;  // an entry in throttle_due points here
+  std::deque<throttle_waiting> queue;
 };
 
 struct hub_core::state {
@@ -91,6 +121,36 @@ struct hub_core::state {
   std::uint64_t next_request_id = 1;
   // Connections to close when their SAS token expires.
   std::multimap<time_point, link*> expiries;
+
+  // ---- faults and throttling (core_faults.cpp) ----
+  time_point clock{};  // the latest `now` any entry point was given
+  std::uint64_t next_serial = 1;
+  std::mt19937_64 rng{1};
+  time_point faults_since{};
+  std::size_t next_scheduled_disconnect = 0;
+  time_point next_random_disconnect = time_point::max();
+  std::multimap<time_point, delayed_send> delayed;
+  std::array<string_map<throttle_bucket>, throttle_class_count> buckets;
+  std::multimap<time_point, std::pair<throttle_class, std::string>> throttle_due;
+  std::array<std::size_t, throttle_class_count> queue_depth{};
+  std::function<void(time_point)> wakeup;
+
+  // Sends to a device through the fault layer: activation delay, drop, duplicate, delay,
+  // reorder. Without faults, straight to the link.
+  void send(link& connection, std::string_view topic, std::string_view payload, mqtt::qos qos);
+  [[nodiscard]] bool chance(double p);
+  // Faults that change what the dialects do.
+  [[nodiscard]] bool swap_accepted_delta();
+  [[nodiscard]] std::int64_t desired_versions_to_skip();
+  // Throttling of connects: false (and counted) when the bucket has no token now; no queue.
+  [[nodiscard]] bool admit_connect(throttle_class c, std::string_view key, time_point now);
+  void throttle_admit(throttle_class c, std::string_view key, double cost, time_point now,
+                      std::function<void(time_point)> run, std::function<void()> reject);
+  // Every entry point with a `now` calls this first: the clock faults schedule from.
+  void tick(time_point now);
+  void wake(time_point at) const {
+    if (wakeup) wakeup(at);
+  }
 
   // ---- helpers shared by the dialects (core.cpp) ----
   azure_device* find_device(std::string_view id);
@@ -117,6 +177,18 @@ std::vector<mqtt::suback_code> aws_subscribe(hub_core::state& st, link& device, 
                                              std::span<const mqtt::subscription> filters);
 void aws_device_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
                  time_point now);
+
+// A device PUBLISH served at once (dispatch), or first through the throttle (core_faults.cpp).
+void dispatch_device_publish(hub_core::state& st, link& device, connection_state& cs,
+                             const mqtt::publish_packet& publish, time_point now);
+void throttled_device_publish(hub_core::state& st, link& device, connection_state& cs,
+                              const mqtt::publish_packet& publish, time_point now);
+
+// Faults and throttling (core_faults.cpp): their share of next_deadline() and on_timer().
+std::optional<time_point> faults_deadline(const hub_core::state& st);
+void faults_on_timer(hub_core::state& st, time_point now);
+std::size_t disconnect_random(hub_core::state& st, std::optional<std::size_t> count, double fraction,
+                              std::optional<dialect> backend);
 
 // Does this CONNECT speak Azure's dialect? Its username is `{host}/{clientId}/?api-version=…`.
 bool is_azure_connect(const mqtt::connect_packet& connect);

@@ -95,7 +95,11 @@ class connection_link final : public link {
 
 struct local_hub::impl : net::server_handler {
   impl(asio::any_io_executor ex, hub_options opts)
-      : executor(std::move(ex)), options(std::move(opts)), core(options.settings), timer(executor) {}
+      : executor(std::move(ex)), options(std::move(opts)), core(options.settings), timer(executor) {
+    core.set_wakeup([this](time_point at) {
+      if (at < armed_until) timer.cancel();
+    });
+  }
 
   void log(std::string_view line) const {
     if (options.log) {
@@ -170,8 +174,10 @@ struct local_hub::impl : net::server_handler {
         wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*next - now()),
                           std::chrono::milliseconds(0), max_wait);
       }
+      armed_until = now() + wait;
       timer.expires_after(wait);
       (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      armed_until = time_point::max();
       if (stopping) break;
       core.on_timer(now());
     }
@@ -200,6 +206,9 @@ struct local_hub::impl : net::server_handler {
   hub_options options;
   hub_core core;
   asio::steady_timer timer;
+  // When the timer wakes next; an earlier deadline from hub_core (a delayed delivery, a queued
+  // request) cancels the wait so that the loop re-arms for it.
+  time_point armed_until = time_point::max();
   std::unique_ptr<asio::ssl::context> tls;
   std::filesystem::path ca_file;
   std::vector<std::unique_ptr<net::mqtt_listener>> mqtt_listeners;

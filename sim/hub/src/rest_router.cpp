@@ -249,6 +249,29 @@ rest_router::rest_router(hub_core& core, clock_function now) : core_(core), now_
   if (!now_) now_ = [] { return std::chrono::system_clock::now(); };
 }
 
+namespace {
+
+// Routes one request whose target parsed. Throws only on bugs or memory exhaustion.
+void dispatch(hub_core& core, const rest_request& request, const detail::parsed_target& target, time_point now,
+              rest_handler& once, rest_platform platform) {
+  detail::route_context ctx{core, request, target, now, once};
+  if (!target.segments.empty() && target.segments[0] == "admin") {
+    detail::serve_admin(ctx);
+  } else if (platform == rest_platform::aws) {
+    detail::serve_aws(ctx);
+  } else {
+    detail::serve_azure(ctx);
+  }
+}
+
+rest_response throttled_response(rest_platform platform) {
+  return platform == rest_platform::aws
+             ? aws_error_response(429, "Rate exceeded")
+             : azure_error_response(429001, "ThrottlingException: the request was throttled; retry later.");
+}
+
+}  // namespace
+
 void rest_router::async_handle(const rest_request& request, rest_handler done) {
   ++core_.counters().rest_requests;
   // Exactly once, even if a route both answered and then threw: the wrapper drops seconds.
@@ -268,26 +291,55 @@ void rest_router::async_handle(const rest_request& request, rest_handler done) {
     return;
   }
   const auto platform = platform_of(request.target);
-  try {
-    std::string why;
-    const auto target = detail::parse_target(request.target, why);
-    if (!target) {
-      once(platform == rest_platform::aws ? aws_error_response(400, why) : azure_error_response(400004, why));
-      return;
-    }
-    detail::route_context ctx{core_, request, *target, now_(), once};
-    if (platform == rest_platform::aws) {
-      detail::serve_aws(ctx);
-    } else {
-      detail::serve_azure(ctx);
-    }
-  } catch (const std::exception& e) {
+  auto internal_error = [&](const std::exception& e) {
     // A bug or memory exhaustion, not bad input (routes report that as values): answer like
     // the platform's internal error, and let the caller keep serving.
     if (!*answered) {
       once(platform == rest_platform::aws ? aws_error_response(500, "Internal service failure")
                                           : azure_error_response(500001, std::string("Internal error: ") + e.what()));
     }
+  };
+  try {
+    std::string why;
+    auto target = detail::parse_target(request.target, why);
+    if (!target) {
+      once(platform == rest_platform::aws ? aws_error_response(400, why) : azure_error_response(400004, why));
+      return;
+    }
+    const auto now = now_();
+    auto meter = core_.throttle().any() ? detail::meter_of(request, *target, platform) : std::nullopt;
+    if (!meter) {
+      dispatch(core_, request, *target, now, once, platform);
+      return;
+    }
+    // Throttled: the request may wait in the bucket's queue, so it keeps its own copy. The
+    // closures hold the core, never the router, which may be gone by then.
+    struct held {
+      rest_request request;
+      detail::parsed_target target;
+    };
+    auto h = std::make_shared<held>(held{request, std::move(*target)});
+    hub_core& core = core_;
+    auto serve = [&core, h, once, platform](time_point at) mutable {
+      try {
+        dispatch(core, h->request, h->target, at, once, platform);
+      } catch (const std::exception& e) {
+        once(platform == rest_platform::aws ? aws_error_response(500, "Internal service failure")
+                                            : azure_error_response(500001, std::string("Internal error: ") + e.what()));
+      }
+    };
+    auto refuse = [once, platform]() mutable { once(throttled_response(platform)); };
+    if (meter->c == throttle_class::aws_shadow_per_thing) {
+      // Per thing first, then the account's rate (B7).
+      auto account = [&core, serve, refuse](time_point at) {
+        core.throttle_admit(throttle_class::aws_shadow_account, "", 1, at, serve, refuse);
+      };
+      core_.throttle_admit(meter->c, meter->key, meter->cost, now, std::move(account), std::move(refuse));
+    } else {
+      core_.throttle_admit(meter->c, meter->key, meter->cost, now, std::move(serve), std::move(refuse));
+    }
+  } catch (const std::exception& e) {
+    internal_error(e);
   }
 }
 

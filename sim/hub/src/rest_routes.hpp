@@ -45,6 +45,19 @@ inline constexpr std::string_view aws_content_type = "application/json";
 void serve_azure(route_context& ctx);
 void serve_aws(route_context& ctx);
 
+// The admin endpoint (rest_admin.cpp): /admin/faults, /admin/throttle, /admin/disconnect.
+void serve_admin(route_context& ctx);
+
+// Which throttle bucket a service request is metered by (A14: twin reads and updates, direct
+// methods in 4 KB units, registry operations; B7: shadow requests per thing), or nullopt.
+struct rest_meter {
+  throttle_class c;
+  std::string key;
+  double cost = 1;
+};
+[[nodiscard]] std::optional<rest_meter> meter_of(const rest_request& request, const parsed_target& target,
+                                                 rest_platform platform);
+
 // 405 with an Allow header, in each platform's shape.
 [[nodiscard]] rest_response azure_method_not_allowed(std::string_view allow);
 [[nodiscard]] rest_response aws_method_not_allowed(std::string_view allow);

@@ -6,6 +6,7 @@
 // Not thread-safe: one hub_core lives on one executor, and every call comes from it.
 #pragma once
 
+#include <twinfleet/hub/faults.hpp>
 #include <twinfleet/hub/link.hpp>
 #include <twinfleet/hub/settings.hpp>
 #include <twinfleet/twin/aws_shadow.hpp>
@@ -15,6 +16,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -46,6 +48,22 @@ struct method_response {
 };
 using method_callback = std::function<void(twin::result<method_response>)>;
 
+// What throttling meters (faults.hpp throttle_settings), one token bucket each: per hub for
+// Azure, per thing and per account for AWS shadows.
+enum class throttle_class : std::uint8_t {
+  azure_connects,
+  azure_twin_reads,
+  azure_twin_updates,
+  azure_d2c,
+  azure_methods,
+  azure_registry,
+  aws_shadow_per_thing,
+  aws_shadow_account,
+  aws_connects,
+};
+inline constexpr std::size_t throttle_class_count = 9;
+[[nodiscard]] std::string_view to_string(throttle_class c) noexcept;
+
 // Counters the metrics endpoint exports. Single-threaded, plain integers.
 struct hub_counters {
   std::uint64_t connections_accepted = 0;
@@ -68,6 +86,21 @@ struct hub_counters {
   std::uint64_t dropped_publishes = 0;  // reserved or unknown topics that were not served
   std::uint64_t rest_requests = 0;
   std::uint64_t rest_unauthorized = 0;
+
+  // Fault injection (faults.hpp), by outbound_kind where it applies.
+  std::array<std::uint64_t, outbound_kind_count> faults_dropped{};
+  std::array<std::uint64_t, outbound_kind_count> faults_duplicated{};
+  std::array<std::uint64_t, outbound_kind_count> faults_delayed{};
+  std::array<std::uint64_t, outbound_kind_count> faults_reordered{};
+  std::array<std::uint64_t, outbound_kind_count> faults_not_yet_subscribed{};  // activation delay
+  std::uint64_t faults_accepted_delta_swapped = 0;
+  std::uint64_t faults_desired_versions_skipped = 0;
+  std::uint64_t faults_forced_disconnects = 0;
+
+  // Throttling, by throttle_class: requests that waited in a queue, and those refused (429 or
+  // CONNACK 3) because the queue was full.
+  std::array<std::uint64_t, throttle_class_count> throttle_queued{};
+  std::array<std::uint64_t, throttle_class_count> throttle_rejected{};
 };
 
 class hub_core {
@@ -163,6 +196,31 @@ class hub_core {
   // reserved ($) topic, or a QoS above 1.
   [[nodiscard]] twin::result<void> aws_publish(std::string_view topic, std::string_view payload, mqtt::qos qos,
                                                time_point now);
+
+  // ---- fault injection and throttling (faults.hpp; PROTOCOLS.md C3, A14, B7) ----
+
+  // Replaces the fault settings: the generator restarts from their seed and the disconnect
+  // schedule counts from `now`. hub_settings::faults are applied at construction.
+  void set_faults(fault_settings faults, time_point now);
+  [[nodiscard]] const fault_settings& faults() const noexcept;
+  // Replaces the throttle settings; requests already queued keep their place.
+  void set_throttle(throttle_settings throttle);
+  [[nodiscard]] const throttle_settings& throttle() const noexcept;
+  // Closes `fraction` (0..1) of the device connections of `backend` (both when nullopt),
+  // chosen with the fault generator; counted as forced disconnects. Returns how many.
+  std::size_t force_disconnect(double fraction, std::optional<dialect> backend);
+  // Closes the connection of one Azure device id or AWS client id; false when none.
+  bool force_disconnect(std::string_view id);
+  // Admission through the `c` bucket keyed by `key` (a thing name, or empty for per-hub
+  // limits) at `cost` tokens: `run` is called at once or, queued, from on_timer with the time
+  // the request left the queue; `reject` is called at once when the queue is full. Without a
+  // limit for `c`, `run(now)` at once.
+  void throttle_admit(throttle_class c, std::string_view key, double cost, time_point now,
+                      std::function<void(time_point)> run, std::function<void()> reject);
+  [[nodiscard]] std::size_t throttle_queue_depth(throttle_class c) const noexcept;
+  // Called whenever a deadline is added that may be earlier than the one next_deadline()
+  // gave before (a delayed delivery, a queued request), so the I/O shell can re-arm its timer.
+  void set_wakeup(std::function<void(time_point)> wakeup);
 
   // ---- introspection ----
 

@@ -2,6 +2,7 @@
 // enforces. Plain data; `twinfleet hub` fills it from flags and hub.yaml.
 #pragma once
 
+#include <twinfleet/hub/faults.hpp>
 #include <twinfleet/twin/aws_shadow.hpp>
 #include <twinfleet/twin/azure_twin.hpp>
 
@@ -58,6 +59,10 @@ struct hub_settings {
   std::uint16_t aws_min_keep_alive = 30;    // B9: below 30 counts as 30
   std::uint16_t aws_max_keep_alive = 1200;  // B9: 0 or above counts as 1200
   std::uint16_t azure_max_keep_alive = 1177;  // A4: 1.5 x 1177 s = the 1767 s idle cap
+
+  // Off by default; the admin endpoint changes them at run time (hub_core::set_faults).
+  fault_settings faults;
+  throttle_settings throttle;
 };
 
 // The five default policies with keys drawn from `random_key()`.
