@@ -328,3 +328,90 @@ TEST_CASE("hub process: AWS shadow flows with mosquitto_pub and mosquitto_sub an
   std::tie(status, body) = hub.rest("GET", "/things/lamp-1/shadow", {}, {});
   CHECK(status == 403);  // no SigV4: refused
 }
+
+TEST_CASE("hub process: faults set through the admin endpoint reach a Paho device, and are counted",
+          "[hub][integration][faults]") {
+  hub_process hub;
+  paho_device device(hub, "bulb-faults");
+  device.subscribe("$iothub/twin/PATCH/properties/desired/#", 1);
+  const auto auth = "Authorization: " + hub.owner_token();
+  // Every desired notification twice, 300 ms late; the hub answers with what it applied.
+  auto [status, body] = hub.rest("PUT", "/admin/faults",
+                                 R"({"seed":5,"delivery":[{"kinds":["azure.desired_patch"],"delay_ms":300,"duplicate":1}]})");
+  REQUIRE(status == 200);
+  CHECK(json::parse(body).at("delivery").at(0).at("delay_ms") == 300.0);
+  const auto written = std::chrono::steady_clock::now();
+  std::tie(status, body) = hub.rest("PATCH", "/twins/bulb-faults", R"({"properties":{"desired":{"on":true}}})",
+                                    {auth, "If-Match: \"*\""});
+  REQUIRE(status == 200);
+  auto first = device.next();
+  const auto late = std::chrono::steady_clock::now() - written;
+  auto second = device.next();
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->get_topic() == "$iothub/twin/PATCH/properties/desired/?$version=2");
+  CHECK(second->to_string() == first->to_string());
+  CHECK(late >= 250ms);  // a behaviour bound (the fault's delay), not a speed measurement
+
+  // A bad knob is refused with its key path and changes nothing.
+  std::tie(status, body) = hub.rest("PUT", "/admin/faults", R"({"delivery":[{"jitter_ms":-1}]})");
+  CHECK(status == 400);
+  CHECK(json::parse(body).at("error").as_string().starts_with("delivery[0].jitter_ms"));
+
+  std::tie(status, body) = hub.rest("GET", "/metrics");
+  REQUIRE(status == 200);
+  CHECK(body.find(R"(twinfleet_hub_faults_total{backend="azure",operation="desired_patch",outcome="duplicated"} 1)") !=
+        std::string::npos);
+  CHECK(body.find(R"(twinfleet_hub_faults_total{backend="azure",operation="desired_patch",outcome="delayed"} 1)") !=
+        std::string::npos);
+
+  // A forced disconnect by id ends the Paho session.
+  std::tie(status, body) = hub.rest("POST", "/admin/disconnect", R"({"id":"bulb-faults"})");
+  REQUIRE(status == 200);
+  CHECK(json::parse(body).at("disconnected") == 1);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (device.client().is_connected() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  CHECK_FALSE(device.client().is_connected());
+  CHECK(hub.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("hub process: throttled twin updates wait, then 429 ThrottlingException over REST and MQTT",
+          "[hub][integration][throttle]") {
+  hub_process hub;
+  paho_device device(hub, "bulb-throttle");
+  device.subscribe("$iothub/twin/res/#", 0);
+  // One twin update a second, none saved up beyond one, one may wait.
+  auto [status, body] = hub.rest("PUT", "/admin/throttle",
+                                 R"({"azure_twin_updates":{"per_second":1,"burst":1,"queue":1}})");
+  REQUIRE(status == 200);
+  for (int i = 1; i <= 3; ++i) {
+    device.publish("$iothub/twin/PATCH/properties/reported/?$rid=" + std::to_string(i), R"({"n":1})");
+  }
+  std::map<std::string, std::string> answers;  // rid → status
+  for (int i = 0; i < 3; ++i) {
+    auto msg = device.next();
+    REQUIRE(msg);
+    const auto topic = msg->get_topic();  // $iothub/twin/res/{status}/?$rid={rid}…
+    const auto status_text = topic.substr(17, 3);
+    const auto rid = topic.substr(topic.find("$rid=") + 5, 1);
+    answers[rid] = status_text;
+    if (status_text == "429") CHECK(json::parse(msg->to_string()).at("errorCode") == 429001);
+  }
+  CHECK(answers == std::map<std::string, std::string>{{"1", "204"}, {"2", "204"}, {"3", "429"}});
+
+  const auto auth = "Authorization: " + hub.owner_token();
+  // Service reads: a bucket of their own, one token, nothing may wait.
+  std::tie(status, body) = hub.rest("PUT", "/admin/throttle", R"({"azure_twin_reads":{"per_second":0.2,"burst":1,"queue":0}})");
+  REQUIRE(status == 200);
+  std::tie(status, body) = hub.rest("GET", "/twins/bulb-throttle", {}, {auth});
+  CHECK(status == 200);
+  std::tie(status, body) = hub.rest("GET", "/twins/bulb-throttle", {}, {auth});
+  CHECK(status == 429);
+  CHECK(json::parse(body).at("errorCode") == 429001);
+  std::tie(status, body) = hub.rest("GET", "/metrics");
+  CHECK(body.find(R"(twinfleet_hub_throttled_total{backend="azure",operation="twin_update",outcome="rejected"} 1)") !=
+        std::string::npos);
+  CHECK(body.find(R"(twinfleet_hub_throttled_total{backend="azure",operation="twin_read",outcome="rejected"} 1)") !=
+        std::string::npos);
+  CHECK(hub.process().stop(SIGTERM) == 0);
+}
