@@ -11,4 +11,7 @@ void add_auth_commands(CLI::App& app);
 // `twinfleet hub …`: the local hub in this process.
 void add_hub_command(CLI::App& app);
 
+// `twinfleet validate FILE…`: check device profiles and scenarios (exit 2 on any error).
+void add_validate_command(CLI::App& app);
+
 }  // namespace twinfleet::app

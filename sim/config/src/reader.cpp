@@ -170,6 +170,14 @@ node::kind node::type() const noexcept {
 
 bool node::is_quoted() const noexcept { return is_scalar() && d_->yaml.Tag() != "?"; }
 
+bool node::has_key(std::string_view key) const {
+  if (!is_map()) return false;
+  for (auto it = d_->yaml.begin(); it != d_->yaml.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == key) return true;
+  }
+  return false;
+}
+
 const std::string& node::path() const noexcept {
   static const std::string empty;
   return d_ ? d_->path : empty;
@@ -571,6 +579,7 @@ std::vector<std::pair<std::string, node>> map_reader::entries() {
 }
 
 std::size_t map_reader::at_most_one_of(std::initializer_list<std::string_view> keys) {
+  allow(keys);
   std::vector<std::string> present;
   for (auto k : keys) {
     if (has(k)) present.emplace_back(k);

@@ -18,7 +18,8 @@ std::string number_text(double v) {
 }
 
 std::string shown(const boost::json::value& v) {
-  std::string s = boost::json::serialize(v);
+  // Boost.JSON writes doubles as 5.05E1; people wrote 50.5.
+  std::string s = v.is_double() ? number_text(v.as_double()) : boost::json::serialize(v);
   if (s.size() > 80) s = s.substr(0, 77) + "...";
   return s;
 }

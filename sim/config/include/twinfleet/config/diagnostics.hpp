@@ -49,7 +49,7 @@ class diagnostics {
   std::vector<diagnostic> items_;
 };
 
-// Levenshtein distance, for "did you mean" suggestions.
+// Edit distance (optimal string alignment: a swap of neighbours counts as one edit), for "did you mean" suggestions.
 [[nodiscard]] std::size_t edit_distance(std::string_view a, std::string_view b);
 // The candidate closest to `word` when it is close enough to be a plausible typo (distance at
 // most max(1, size/3), or one is a case-insensitive match of the other); "" otherwise.

@@ -73,6 +73,9 @@ class node {
   // True for a quoted scalar ('5', "true"): YAML says it is a string, whatever it looks like.
   [[nodiscard]] bool is_quoted() const noexcept;
 
+  // True when this is a map with `key` (a peek: marks nothing known, reports nothing).
+  [[nodiscard]] bool has_key(std::string_view key) const;
+
   // "fleet[2].profile"; "" for the document root.
   [[nodiscard]] const std::string& path() const noexcept;
   // Where the value starts (for a null value, where its key is; for a missing key, where the
@@ -165,7 +168,7 @@ class map_reader {
   // names); marks them all known. A key that is not a scalar is reported and skipped.
   [[nodiscard]] std::vector<std::pair<std::string, node>> entries();
   // Records an error when more than one of `keys` is present ("'rate' and 'duration' exclude
-  // each other"); returns how many are present.
+  // each other"); returns how many are present. Marks all of `keys` known.
   std::size_t at_most_one_of(std::initializer_list<std::string_view> keys);
   // The map itself (or the missing/bad node the reader was made from).
   [[nodiscard]] const node& self() const noexcept;
