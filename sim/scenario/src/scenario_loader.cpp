@@ -487,6 +487,20 @@ class scenario_reader {
   }
 
   void read_thresholds(const node& n, scenario& s) {
+    if (n.is_sequence()) {
+      // The list form: each item names its metric ("anomalies.lost_update == 0").
+      for (const auto& c : n.items()) {
+        auto text = c.as_nonempty_string();
+        if (!text) continue;
+        std::string error;
+        if (auto t = parse_threshold("", *text, error)) {
+          s.thresholds.push_back(std::move(*t));
+        } else {
+          c.error(error);
+        }
+      }
+      return;
+    }
     auto m = n.map();
     for (auto& [metric, value] : m.entries()) {
       const auto conditions = value.is_sequence() ? value.items() : std::vector<node>{value};

@@ -212,6 +212,32 @@ phases: [ { name: only, duration: 10s } ]
   CHECK(sc::expand_fleet(*s)[3].seed == devices[3].seed);
 }
 
+TEST_CASE("thresholds as a map or as a list of full conditions", "[scenario][threshold]") {
+  config::diagnostics diags;
+  const auto s = sc::load_scenario_string(R"(
+fleet: [ { profile: lightbulb, count: 1 } ]
+phases: [ { name: p, duration: 1s } ]
+thresholds: ["anomalies.lost_update == 0", "reported_patch p99 < 20ms", "bogus > 1"]
+)", "t.yaml", diags, shipped_profiles());
+  CHECK_FALSE(s);
+  REQUIRE(diags.size() == 1);
+  CHECK(diags.items()[0].to_string().starts_with("t.yaml:4:73: thresholds[2]: unknown metric 'bogus'"));
+
+  config::diagnostics ok_diags;
+  const auto ok = sc::load_scenario_string(R"(
+fleet: [ { profile: lightbulb, count: 1 } ]
+phases: [ { name: p, duration: 1s } ]
+thresholds:
+  connect: [p50 < 20ms, p99 < 200ms]
+  anomalies.lost_update: == 0
+)", "t.yaml", ok_diags, shipped_profiles());
+  INFO(ok_diags.to_string());
+  REQUIRE(ok);
+  REQUIRE(ok->thresholds.size() == 3);
+  CHECK(ok->thresholds[1].percentile == 99);
+  CHECK(ok->thresholds[2].metric == "anomalies.lost_update");
+}
+
 TEST_CASE("targets", "[scenario]") {
   config::diagnostics diags;
   const auto s = sc::load_scenario_string(R"(
