@@ -1,6 +1,7 @@
 // `twinfleet hub`: the local hub in its own process, until Ctrl-C or SIGTERM.
 #include "commands.hpp"
 
+#include <twinfleet/hub/hub_config.hpp>
 #include <twinfleet/hub/local_hub.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -21,6 +22,12 @@ namespace {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
+// What hub.yaml alone can set.
+struct fault_and_throttle {
+  hub::fault_settings faults;
+  hub::throttle_settings throttle;
+};
+
 struct hub_flags {
   std::string certs = "twinfleet-hub";
   std::string mqtts = "127.0.0.1:8883";
@@ -32,6 +39,8 @@ struct hub_flags {
   std::string host_name = "localhost";
   std::string auth = "open";
   std::string state_file;  // empty: the store lives and dies with the process
+  std::string config;      // hub.yaml; flags given on the command line win over it
+  fault_and_throttle knobs;
 };
 
 // "127.0.0.1:8883", "[::1]:8883", "localhost:0" → an endpoint; nullopt when malformed.
@@ -114,6 +123,8 @@ int run_hub(const hub_flags& flags) {
   options.settings.host_name = flags.host_name;
   options.settings.auth = flags.auth == "strict" ? hub::auth_mode::strict : hub::auth_mode::open;
   options.settings.policies = hub::default_policies();
+  options.settings.faults = flags.knobs.faults;
+  options.settings.throttle = flags.knobs.throttle;
   options.settings.group_key = hub::random_key();
   const auto hub_json = std::filesystem::path(flags.certs) / "hub.json";
   reuse_keys(hub_json, options.settings);
@@ -168,6 +179,12 @@ int run_hub(const hub_flags& flags) {
     std::fflush(stdout);
     hub.async_stop([&] { io.stop(); });
   });
+  if (options.settings.faults.any()) {
+    fmt::print("  fault injection:     {}\n", json::serialize(hub::to_json(options.settings.faults)));
+  }
+  if (options.settings.throttle.any()) {
+    fmt::print("  throttling:          {}\n", json::serialize(hub::to_json(options.settings.throttle)));
+  }
   // Ready only once the signals are ours: a SIGTERM right after "ready" must stop gracefully.
   print_summary(description, hub_json);
   io.run();
@@ -203,7 +220,35 @@ void add_hub_command(CLI::App& app) {
   cmd->add_option("--auth", flags->auth, "strict: registered devices and CA-signed things only; open: any device id")
       ->check(CLI::IsMember({"strict", "open"}))
       ->capture_default_str();
-  cmd->callback([flags] {
+  cmd->add_option("--config", flags->config,
+                  "hub.yaml: listeners, auth, faults and throttling (docs/HUB.md); flags given here win");
+  cmd->callback([flags, cmd] {
+    if (!flags->config.empty()) {
+      twinfleet::config::diagnostics diags;
+      auto file = hub::load_hub_config(flags->config, diags);
+      if (!file) {
+        for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.to_string());
+        if (diags.empty()) fmt::print(stderr, "twinfleet hub: cannot read {}\n", flags->config);
+        throw CLI::RuntimeError(2);
+      }
+      auto from_file = [&](const char* option, std::string& value, const std::optional<std::string>& setting) {
+        if (setting && cmd->get_option(option)->count() == 0) value = *setting;
+      };
+      from_file("--hub-name", flags->host_name, file->hub_name);
+      from_file("--auth", flags->auth, file->auth);
+      from_file("--certs", flags->certs, file->certs);
+      from_file("--state-file", flags->state_file, file->state_file);
+      const std::pair<const char*, std::string*> listeners[] = {
+          {"mqtts", &flags->mqtts}, {"https", &flags->https}, {"mqtt", &flags->mqtt},
+          {"http", &flags->http},   {"wss", &flags->wss},     {"ws", &flags->ws}};
+      for (const auto& [protocol, value] : listeners) {
+        if (auto it = file->listen.find(protocol); it != file->listen.end()) {
+          from_file(("--listen-" + std::string(protocol)).c_str(), *value, it->second);
+        }
+      }
+      if (file->faults) flags->knobs.faults = *file->faults;
+      if (file->throttle) flags->knobs.throttle = *file->throttle;
+    }
     const int code = run_hub(*flags);
     if (code != 0) throw CLI::RuntimeError(code);
   });
