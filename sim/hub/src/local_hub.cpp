@@ -325,8 +325,10 @@ boost::json::object local_hub::describe() const {
     if (b.protocol == listener_protocol::https && !https_port) https_port = b.endpoint.port();
   }
   const std::string host = s.host_name;
+  // azure-iothub dials port 443 always and takes a HostName with a port for a host name
+  // (getaddrinfo fails on "localhost:443"): on 443 the port stays out.
   const auto with_port = [&](std::optional<std::uint16_t> port) {
-    return port ? host + ":" + std::to_string(*port) : host;
+    return port && *port != 443 ? host + ":" + std::to_string(*port) : host;
   };
 
   json::object azure;
