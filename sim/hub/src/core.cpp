@@ -15,14 +15,6 @@ namespace {
 
 twin::error azure_error(int code, std::string message) { return twin::error{code, std::move(message)}; }
 
-std::string_view auth_type_name(azure_auth_type t) {
-  switch (t) {
-    case azure_auth_type::self_signed: return "selfSigned";
-    case azure_auth_type::certificate_authority: return "certificateAuthority";
-    default: return "sas";
-  }
-}
-
 json::object identity_json(const azure_device& d) {
   json::object out;
   out["deviceId"] = d.device_id;

@@ -35,14 +35,6 @@ constexpr std::int64_t format_version = 1;
 
 twin::error state_error(std::string message) { return twin::error{0, std::move(message)}; }
 
-std::string_view auth_type_name(azure_auth_type t) {
-  switch (t) {
-    case azure_auth_type::self_signed: return "selfSigned";
-    case azure_auth_type::certificate_authority: return "certificateAuthority";
-    default: return "sas";
-  }
-}
-
 json::object device_record(const azure_device& d) {
   json::object out;
   out["deviceId"] = d.device_id;

@@ -26,6 +26,16 @@ using string_map = std::unordered_map<std::string, T, string_hash, std::equal_to
 
 enum class azure_auth_type { sas, self_signed, certificate_authority };
 
+// The registry's name for each ("sas", "selfSigned", "certificateAuthority"), as IoT Hub
+// shows it and as the state file keeps it.
+inline std::string_view auth_type_name(azure_auth_type t) {
+  switch (t) {
+    case azure_auth_type::self_signed: return "selfSigned";
+    case azure_auth_type::certificate_authority: return "certificateAuthority";
+    default: return "sas";
+  }
+}
+
 struct azure_device {
   azure_device(std::string id, time_point now, const twin::azure_limits& limits)
       : device_id(id), twin(std::move(id), now, limits), created(now) {}

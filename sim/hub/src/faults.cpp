@@ -97,20 +97,20 @@ twin::result<void> read_rate(const json::value& v, const std::string& path, rate
   return r.finish();
 }
 
-// The throttle's limits by JSON name.
-std::vector<std::pair<std::string_view, rate_limit throttle_settings::*>> rate_members() {
-  return {{"azure_connects", &throttle_settings::azure_connects},
-          {"azure_twin_reads", &throttle_settings::azure_twin_reads},
-          {"azure_twin_updates", &throttle_settings::azure_twin_updates},
-          {"azure_d2c", &throttle_settings::azure_d2c},
-          {"azure_methods", &throttle_settings::azure_methods},
-          {"azure_registry", &throttle_settings::azure_registry},
-          {"aws_shadow_per_thing", &throttle_settings::aws_shadow_per_thing},
-          {"aws_shadow_account", &throttle_settings::aws_shadow_account},
-          {"aws_connects", &throttle_settings::aws_connects}};
-}
-
 }  // namespace
+
+std::span<const named_limit> throttle_limits() noexcept {
+  static constexpr named_limit limits[] = {{"azure_connects", &throttle_settings::azure_connects},
+                                           {"azure_twin_reads", &throttle_settings::azure_twin_reads},
+                                           {"azure_twin_updates", &throttle_settings::azure_twin_updates},
+                                           {"azure_d2c", &throttle_settings::azure_d2c},
+                                           {"azure_methods", &throttle_settings::azure_methods},
+                                           {"azure_registry", &throttle_settings::azure_registry},
+                                           {"aws_shadow_per_thing", &throttle_settings::aws_shadow_per_thing},
+                                           {"aws_shadow_account", &throttle_settings::aws_shadow_account},
+                                           {"aws_connects", &throttle_settings::aws_connects}};
+  return limits;
+}
 
 std::string_view to_string(outbound_kind k) noexcept { return kind_names[static_cast<std::size_t>(k)]; }
 
@@ -140,7 +140,7 @@ bool fault_settings::any() const noexcept {
 }
 
 bool throttle_settings::any() const noexcept {
-  for (const auto& [name, member] : rate_members()) {
+  for (const auto& [name, member] : throttle_limits()) {
     if (member == &throttle_settings::aws_shadow_per_thing && !aws_enabled) continue;
     if ((this->*member).limited()) return true;
   }
@@ -289,7 +289,7 @@ twin::result<fault_settings> fault_settings_from_json(const json::value& v) {
 
 json::object to_json(const throttle_settings& t) {
   json::object out;
-  for (const auto& [name, member] : rate_members()) out[name] = rate_json(t.*member);
+  for (const auto& [name, member] : throttle_limits()) out[name] = rate_json(t.*member);
   out["aws_enabled"] = t.aws_enabled;
   return out;
 }
@@ -314,7 +314,7 @@ twin::result<throttle_settings> throttle_settings_from_json(const json::value& v
   } else if (units != nullptr) {
     return bad("azure_units", "needs azure_tier");
   }
-  for (const auto& [name, member] : rate_members()) {
+  for (const auto& [name, member] : throttle_limits()) {
     if (const auto* limit = r.get(name)) {
       if (auto e = read_rate(*limit, std::string(name), t.*member); !e) return e.error();
     }

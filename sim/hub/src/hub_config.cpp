@@ -80,17 +80,7 @@ throttle_settings read_throttle(const config::node& n) {
     static constexpr const char* names[] = {"F1", "B1", "B2", "B3", "S1", "S2", "S3"};
     if (auto preset = azure_tier_preset(names[*name], static_cast<int>(units.value_or(1)))) t = *preset;
   }
-  const std::pair<const char*, rate_limit throttle_settings::*> limits[] = {
-      {"azure_connects", &throttle_settings::azure_connects},
-      {"azure_twin_reads", &throttle_settings::azure_twin_reads},
-      {"azure_twin_updates", &throttle_settings::azure_twin_updates},
-      {"azure_d2c", &throttle_settings::azure_d2c},
-      {"azure_methods", &throttle_settings::azure_methods},
-      {"azure_registry", &throttle_settings::azure_registry},
-      {"aws_shadow_per_thing", &throttle_settings::aws_shadow_per_thing},
-      {"aws_shadow_account", &throttle_settings::aws_shadow_account},
-      {"aws_connects", &throttle_settings::aws_connects}};
-  for (const auto& [name, member] : limits) {
+  for (const auto& [name, member] : throttle_limits()) {
     const auto limit = m.get(name);
     if (limit.present()) read_rate(limit, t.*member);
   }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,6 +103,13 @@ struct throttle_settings {
 
   [[nodiscard]] bool any() const noexcept;
 };
+
+// Every limit of throttle_settings with its name in hub.yaml and the admin endpoint.
+struct named_limit {
+  std::string_view name;  // "azure_twin_updates"
+  rate_limit throttle_settings::*member;
+};
+[[nodiscard]] std::span<const named_limit> throttle_limits() noexcept;
 
 // The Azure tier presets of PROTOCOLS.md A14 ("S1", "S2", "S3", "F1", "B1".."B3" read as their
 // S counterparts for twins), for `units` units; queues default to 10 seconds of the rate.
