@@ -10,7 +10,15 @@ for program in "$build_dir"/bench/*_bench; do
   [ -x "$program" ] || continue
   found=1
   echo "== $(basename "$program")"
-  "$program"
+  if [ "$(basename "$program")" = hub_bench ]; then
+    # The closed loop (defaults), then a short open-model sweep: fixed offered rates with
+    # latency measured from each request's intended start (see bench/hub_bench.cpp).
+    "$program" --twinfleet "$build_dir/twinfleet"
+    echo
+    "$program" --twinfleet "$build_dir/twinfleet" --devices 200 --seconds 3 --sweep 5000,10000,20000,30000
+  else
+    "$program"
+  fi
   echo
 done
 if [ "$found" = 0 ]; then
