@@ -1,0 +1,619 @@
+// The service-side clients of sim/backends (azure_service_client, aws_service_client,
+// aws_shadow_observer) against a real local hub embedded in the test process: HTTPS, HTTP and
+// MQTTS listeners on 127.0.0.1:0, certificates in a temp folder, everything on one
+// io_context whose runs are bounded.
+#include "json_test_util.hpp"
+#include "test_data.hpp"
+
+#include <twinfleet/auth/dev_ca.hpp>
+#include <twinfleet/auth/sas.hpp>
+#include <twinfleet/auth/tls.hpp>
+#include <twinfleet/backends/service_aws.hpp>
+#include <twinfleet/backends/service_aws_observer.hpp>
+#include <twinfleet/backends/service_azure.hpp>
+#include <twinfleet/hub/local_hub.hpp>
+#include <twinfleet/hub/rest.hpp>
+#include <twinfleet/net/client.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <sstream>
+
+using namespace twinfleet;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace json = boost::json;
+using test::jo;
+
+// GCC 12: every argument with a destructor is a local before the co_await that uses it, and
+// no co_await sits inside a CHECK/REQUIRE.
+
+namespace {
+
+std::string str(const backends::service_error& e) {
+  std::ostringstream os;
+  os << e;
+  return os.str();
+}
+
+// One embedded hub with https, http and mqtts listeners, and a client certificate for the
+// AWS back-end observer (CN twinfleet-backend, the hub's default back-end name).
+struct hub_fixture {
+  test::temp_dir dir;
+  asio::io_context io;
+  std::unique_ptr<hub::local_hub> hub;
+  json::object described;
+  std::uint16_t https_port = 0, http_port = 0, mqtts_port = 0;
+  std::filesystem::path observer_cert, observer_key;
+
+  hub_fixture() {
+    auth::dev_ca_options ca;
+    ca.directory = dir.path() / "certs";
+    ca.client_common_names = {"twinfleet-backend"};
+    auto written = auth::write_dev_ca(ca);
+    REQUIRE(written);
+    observer_cert = written->clients.at(0).certificate_file;
+    observer_key = written->clients.at(0).key_file;
+
+    hub::hub_options options;
+    options.certs_dir = dir.path() / "certs";
+    options.log = [](std::string_view) {};
+    for (auto p : {hub::listener_protocol::https, hub::listener_protocol::http, hub::listener_protocol::mqtts}) {
+      hub::listener_spec spec;
+      spec.protocol = p;
+      options.listeners.push_back(spec);
+    }
+    hub = std::make_unique<hub::local_hub>(io.get_executor(), std::move(options));
+    REQUIRE_FALSE(hub->start());
+    for (const auto& l : hub->listeners()) {
+      if (l.protocol == hub::listener_protocol::https) https_port = l.endpoint.port();
+      if (l.protocol == hub::listener_protocol::http) http_port = l.endpoint.port();
+      if (l.protocol == hub::listener_protocol::mqtts) mqtts_port = l.endpoint.port();
+    }
+    described = hub->describe();
+  }
+
+  ~hub_fixture() {
+    bool stopped = false;
+    hub->async_stop([&] { stopped = true; });
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (!stopped && std::chrono::steady_clock::now() < until) io.run_one_for(100ms);
+  }
+
+  std::string ca_file() const { return std::string(described.at("ca_file").as_string()); }
+
+  backends::azure_service_options azure_options() const {
+    backends::azure_service_options o;
+    o.connection_string = std::string(described.at("azure").at("service_connection_string").as_string());
+    o.http.ca_file = ca_file();
+    o.http.request_timeout = 10s;
+    return o;
+  }
+
+  backends::aws_service_options aws_options() const {
+    const auto& aws = described.at("aws").as_object();
+    backends::aws_service_options o;
+    o.endpoint = std::string(aws.at("endpoint").as_string());
+    o.port = static_cast<std::uint16_t>(aws.at("https_port").to_number<int>());
+    o.region = std::string(aws.at("region").as_string());
+    o.credentials.access_key_id = std::string(aws.at("access_key_id").as_string());
+    o.credentials.secret_access_key = std::string(aws.at("secret_access_key").as_string());
+    o.http.ca_file = ca_file();
+    o.http.request_timeout = 10s;
+    return o;
+  }
+
+  // Runs `body` to completion on the io_context (bounded); rethrows what it threw.
+  void run(std::function<asio::awaitable<void>()> body, std::chrono::seconds limit = 30s) {
+    bool done = false;
+    std::exception_ptr failure;
+    asio::co_spawn(io, body(), [&](std::exception_ptr e) {
+      failure = e;
+      done = true;
+    });
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done && std::chrono::steady_clock::now() < until) io.run_one_for(100ms);
+    REQUIRE(done);
+    if (failure) std::rethrow_exception(failure);
+  }
+};
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// Waits until `ready()` or `limit`; returns ready(). A timer polled in short steps: the
+// condition is set from other coroutines on this same thread.
+asio::awaitable<bool> wait_until(std::function<bool()> ready, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!ready() && std::chrono::steady_clock::now() < until) co_await sleep_for(5ms);
+  co_return ready();
+}
+
+}  // namespace
+
+TEST_CASE("service connection strings: host, port, policy and key", "[backends]") {
+  auto c = backends::parse_azure_service_connection_string(
+      "HostName=hub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey=a2V5PQ==");
+  REQUIRE(c);
+  CHECK(c->host_name == "hub.azure-devices.net");
+  CHECK(c->port == 443);
+  CHECK(c->policy_name == "iothubowner");
+  CHECK(c->policy_key == "a2V5PQ==");
+  auto p = backends::parse_azure_service_connection_string("SharedAccessKey=eA==;HostName=localhost:9443;SharedAccessKeyName=service");
+  REQUIRE(p);
+  CHECK(p->host_name == "localhost");
+  CHECK(p->port == 9443);
+  CHECK_FALSE(backends::parse_azure_service_connection_string("HostName=h;SharedAccessKeyName=s"));
+  CHECK_FALSE(backends::parse_azure_service_connection_string("HostName=h:0;SharedAccessKeyName=s;SharedAccessKey=eA=="));
+  const auto missing = backends::parse_azure_service_connection_string("SharedAccessKeyName=s;SharedAccessKey=eA==");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().kind == backends::service_failure::bad_request);
+}
+
+TEST_CASE("shadow documents: topics and bodies parsed, others refused", "[backends]") {
+  const auto classic = backends::aws_shadow_observer::parse_document(
+      "$aws/things/lamp-1/shadow/update/documents",
+      R"({"previous":null,"current":{"state":{"reported":{"on":true}},"metadata":{},"version":1},"timestamp":1700000000,"clientToken":"t1"})");
+  REQUIRE(classic);
+  CHECK(classic->thing == "lamp-1");
+  CHECK(classic->shadow.empty());
+  CHECK(classic->previous_version == 0);
+  CHECK(classic->current_version == 1);
+  CHECK(classic->current_state.at("reported").at("on").as_bool());
+  CHECK(classic->client_token == std::optional<std::string>("t1"));
+  CHECK(classic->timestamp == 1700000000);
+  const auto named = backends::aws_shadow_observer::parse_document(
+      "$aws/things/lamp-1/shadow/name/cfg/update/documents",
+      R"({"previous":{"state":{},"version":4},"current":{"state":{"desired":{"x":1}},"version":5},"timestamp":1})");
+  REQUIRE(named);
+  CHECK(named->shadow == "cfg");
+  CHECK(named->previous_version == 4);
+  CHECK(named->current_version == 5);
+  CHECK_FALSE(backends::aws_shadow_observer::parse_document("$aws/things/lamp-1/shadow/update/accepted", "{}"));
+  CHECK_FALSE(backends::aws_shadow_observer::parse_document("$aws/things/lamp-1/shadow/update/documents", "not json"));
+  CHECK_FALSE(backends::aws_shadow_observer::parse_document("$aws/things/lamp-1/shadow/update/documents", R"({"previous":null})"));
+}
+
+TEST_CASE("azure twins over HTTPS: get, patch desired with etags, a stale etag gives 412001, replace", "[backends]") {
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    auto made = backends::azure_service_client::create(co_await asio::this_coro::executor, f.azure_options());
+    REQUIRE(made);
+    auto& client = **made;
+
+    auto created = co_await client.async_create_or_update_device("bulb-1");
+    INFO((created ? std::string() : str(created.error())));
+    REQUIRE(created);
+
+    auto first = co_await client.async_get_twin("bulb-1");
+    REQUIRE(first);
+    CHECK(first->twin.at("deviceId").as_string() == "bulb-1");
+    REQUIRE_FALSE(first->etag.empty());
+    const std::string etag1 = first->etag;
+    const auto version1 = first->desired_version();
+
+    const auto desired = jo(R"({"brightness":40,"colour":"red"})");
+    auto patched = co_await client.async_patch_twin_desired("bulb-1", desired, etag1);
+    INFO((patched ? std::string() : str(patched.error())));
+    REQUIRE(patched);
+    CHECK(patched->desired_version() == version1 + 1);
+    CHECK(patched->etag != etag1);
+    CHECK(patched->twin.at("properties").at("desired").at("brightness").to_number<int>() == 40);
+
+    // The same etag again is stale now.
+    const auto again = jo(R"({"brightness":50})");
+    auto stale = co_await client.async_patch_twin_desired("bulb-1", again, etag1);
+    REQUIRE_FALSE(stale);
+    CHECK(stale.error().kind == backends::service_failure::http);
+    CHECK(stale.error().http_status == 412);
+    CHECK(stale.error().azure_code == 412001);
+    CHECK(stale.error().precondition_failed());
+
+    // Unconditional ("*", the default) and the current etag both apply.
+    auto forced = co_await client.async_patch_twin_desired("bulb-1", again);
+    REQUIRE(forced);
+    CHECK(forced->desired_version() == version1 + 2);
+    const std::string etag3 = forced->etag;
+    const auto removal = jo(R"({"colour":null})");
+    auto removed = co_await client.async_patch_twin_desired("bulb-1", removal, etag3);
+    REQUIRE(removed);
+    CHECK_FALSE(removed->twin.at("properties").at("desired").as_object().contains("colour"));
+
+    const auto replacement = jo(R"({"tags":{"site":"lab"},"properties":{"desired":{"mode":"eco"}}})");
+    auto replaced = co_await client.async_replace_twin("bulb-1", replacement);
+    INFO((replaced ? std::string() : str(replaced.error())));
+    REQUIRE(replaced);
+    const auto& d = replaced->twin.at("properties").at("desired").as_object();
+    CHECK(d.contains("mode"));
+    CHECK_FALSE(d.contains("brightness"));
+    CHECK(replaced->twin.at("tags").at("site").as_string() == "lab");
+
+    auto missing = co_await client.async_get_twin("no-such-device");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().http_status == 404);
+    CHECK(missing.error().azure_code == 404001);
+    CHECK(missing.error().not_found());
+
+    const auto stats = client.pool_stats();
+    CHECK(stats.connections_opened == 1);  // one coroutine, one kept-alive connection
+    CHECK(stats.reused == stats.requests - 1);
+  });
+}
+
+TEST_CASE("azure direct methods: 404103 for an offline device, the answer of a connected one", "[backends]") {
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto made = backends::azure_service_client::create(executor, f.azure_options());
+    REQUIRE(made);
+    auto& client = **made;
+
+    // Registered with the key the hub would derive from its group key, as open auth does on a
+    // first connect, so that the device below signs with the same key.
+    backends::device_keys keys;
+    keys.primary_key = f.hub->core().device_key_for("lamp-7");
+    auto registered = co_await client.async_create_or_update_device("lamp-7", keys);
+    REQUIRE(registered);
+
+    const auto payload = jo(R"({"times":3})");
+    auto offline = co_await client.async_invoke_method("lamp-7", "blink", payload, 5s, 0s);
+    REQUIRE_FALSE(offline);
+    CHECK(offline.error().http_status == 404);
+    CHECK(offline.error().azure_code == 404103);
+    CHECK(offline.error().device_offline());
+
+    // An Azure device over MQTTS with a SAS token from the group key (open auth), answering
+    // every method with status 201 and the request's payload wrapped.
+    auto tls = auth::make_tls_client_context([&] {
+      auth::tls_client_config c;
+      c.ca_file = f.ca_file();
+      return c;
+    }());
+    REQUIRE(tls);
+    net::client_connection device(executor);
+    std::string last_method;
+    device.set_message_handler([&](const mqtt::publish_packet& p) {
+      const std::string topic(p.topic);
+      const auto rid = topic.substr(topic.find("$rid=") + 5);
+      last_method = topic.substr(std::string_view("$iothub/methods/POST/").size());
+      last_method = last_method.substr(0, last_method.find('/'));
+      const std::string answer = R"({"echo":)" + std::string(p.payload) + "}";
+      (void)device.publish("$iothub/methods/res/201/?$rid=" + rid, answer, mqtt::qos::at_most_once);
+    });
+    auth::sas_token_request sas;
+    const std::string resource = "localhost/devices/lamp-7";
+    const std::string key = f.hub->core().device_key_for("lamp-7");
+    sas.resource_uri = resource;
+    sas.key_base64 = key;
+    sas.expiry = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now()) + std::chrono::hours(1);
+    auto token = auth::create_sas_token(sas);
+    REQUIRE(token);
+    const std::string username = "localhost/lamp-7/?api-version=2021-04-12";
+    mqtt::connect_packet hello;
+    hello.keep_alive = 60;
+    hello.client_id = "lamp-7";
+    hello.username = username;
+    hello.password = *token;
+    net::client_transport transport;
+    transport.kind = net::transport_kind::tls;
+    transport.tls = &*tls;
+    transport.server_name = "localhost";
+    const auto connected = co_await device.async_connect("127.0.0.1", f.mqtts_port, transport, hello, 5000ms);
+    INFO(connected.message());
+    REQUIRE_FALSE(connected);
+    std::array<mqtt::subscription, 1> subs{};
+    subs[0].filter = "$iothub/methods/POST/#";
+    const std::span<const mqtt::subscription> span(subs);
+    auto granted = co_await device.async_subscribe(span);
+    REQUIRE(granted);
+
+    auto answered = co_await client.async_invoke_method("lamp-7", "blink", payload, 5s, 0s);
+    INFO((answered ? std::string() : str(answered.error())));
+    REQUIRE(answered);
+    CHECK(answered->status == 201);
+    CHECK(answered->payload.at("echo").at("times").to_number<int>() == 3);
+    CHECK(last_method == "blink");
+    co_await device.async_disconnect();
+  });
+}
+
+TEST_CASE("azure registry: create or update with given or generated keys, paced by a token bucket", "[backends]") {
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    auto options = f.azure_options();
+    options.registry_rate_per_second = 20;  // one every 50 ms, no burst
+    options.registry_burst = 1;
+    auto made = backends::azure_service_client::create(co_await asio::this_coro::executor, options);
+    REQUIRE(made);
+    auto& client = **made;
+
+    backends::device_keys keys;
+    keys.primary_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    keys.secondary_key = "HxwdHhobGBkWFxQVEhMQEQ4PDA0KCwgJBgcEBQIDAAE=";
+    const auto started = std::chrono::steady_clock::now();
+    auto given = co_await client.async_create_or_update_device("meter-1", keys);
+    INFO((given ? std::string() : str(given.error())));
+    REQUIRE(given);
+    CHECK(given->at("authentication").at("symmetricKey").at("primaryKey").as_string() == keys.primary_key);
+    for (std::string id : {"meter-2", "meter-3"}) {
+      auto generated = co_await client.async_create_or_update_device(id);
+      REQUIRE(generated);
+      CHECK_FALSE(generated->at("authentication").at("symmetricKey").at("primaryKey").as_string().empty());
+    }
+    // Update of an existing identity (If-Match "*").
+    auto updated = co_await client.async_create_or_update_device("meter-1", keys);
+    REQUIRE(updated);
+    auto read = co_await client.async_get_device("meter-2");
+    REQUIRE(read);
+    CHECK(read->at("deviceId").as_string() == "meter-2");
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    // Five registry operations at 20/s with no burst: four waited for the bucket, and the last
+    // could not start before 4 x 50 ms had passed.
+    CHECK(client.registry_paced() == 4);
+    CHECK(elapsed >= 190ms);
+
+    auto gone = co_await client.async_delete_device("meter-3");
+    REQUIRE(gone);
+    auto missing = co_await client.async_get_device("meter-3");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().azure_code == 404001);
+  });
+}
+
+TEST_CASE("aws shadows over HTTPS with SigV4: update, get, version conflict, named shadows, list, delete", "[backends]") {
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    auto made = backends::aws_service_client::create(co_await asio::this_coro::executor, f.aws_options());
+    REQUIRE(made);
+    auto& client = **made;
+
+    const auto first = jo(R"({"state":{"desired":{"on":true}},"clientToken":"c-1"})");
+    auto accepted = co_await client.async_update_shadow("thermo-1", "", first);
+    INFO((accepted ? std::string() : str(accepted.error())));
+    REQUIRE(accepted);
+    CHECK(accepted->at("version").to_number<int>() == 1);
+    CHECK(accepted->at("clientToken").as_string() == "c-1");
+
+    const auto stale = jo(R"({"state":{"desired":{"on":false}},"version":7})");
+    auto conflict = co_await client.async_update_shadow("thermo-1", "", stale);
+    REQUIRE_FALSE(conflict);
+    CHECK(conflict.error().http_status == 409);
+    CHECK(conflict.error().conflict());
+    CHECK(conflict.error().error_type == "ConflictException");
+    CHECK(conflict.error().message == "Version conflict");
+
+    auto got = co_await client.async_get_shadow("thermo-1", "");
+    REQUIRE(got);
+    CHECK(got->at("version").to_number<int>() == 1);
+    CHECK(got->at("state").at("desired").at("on").as_bool());
+    CHECK(got->at("state").at("delta").at("on").as_bool());
+
+    const auto config = jo(R"({"state":{"reported":{"interval":30}}})");
+    auto named = co_await client.async_update_shadow("thermo-1", "config", config);
+    REQUIRE(named);
+    const auto alarms = jo(R"({"state":{"reported":{"armed":false}}})");
+    auto named2 = co_await client.async_update_shadow("thermo-1", "alarms", alarms);
+    REQUIRE(named2);
+    auto page = co_await client.async_list_named_shadows("thermo-1", "", 0);
+    REQUIRE(page);
+    std::vector<std::string> names = page->names;
+    std::sort(names.begin(), names.end());
+    CHECK(names == std::vector<std::string>{"alarms", "config"});
+    auto small = co_await client.async_list_named_shadows("thermo-1", "", 1);
+    REQUIRE(small);
+    CHECK(small->names.size() == 1);
+    CHECK_FALSE(small->next_token.empty());
+    const std::string token = small->next_token;
+    auto rest = co_await client.async_list_named_shadows("thermo-1", token, 1);
+    REQUIRE(rest);
+    CHECK(rest->names.size() == 1);
+    CHECK(rest->names != small->names);
+    auto none = co_await client.async_list_named_shadows("no-thing", "", 0);
+    REQUIRE(none);
+    CHECK(none->names.empty());
+
+    auto deleted = co_await client.async_delete_shadow("thermo-1", "");
+    REQUIRE(deleted);
+    CHECK(deleted->at("version").to_number<int>() == 1);
+    auto after = co_await client.async_get_shadow("thermo-1", "");
+    REQUIRE_FALSE(after);
+    CHECK(after.error().http_status == 404);
+    CHECK(after.error().not_found());
+    CHECK(after.error().error_type == "ResourceNotFoundException");
+    auto named_missing = co_await client.async_get_shadow("thermo-1", "nope");
+    REQUIRE_FALSE(named_missing);
+    CHECK(named_missing.error().message.find("nope") != std::string::npos);
+
+    // Wrong credentials: the hub refuses the signature.
+    auto bad_options = f.aws_options();
+    bad_options.credentials.secret_access_key = "not-the-secret";
+    auto bad = backends::aws_service_client::create(co_await asio::this_coro::executor, bad_options);
+    REQUIRE(bad);
+    auto refused = co_await (*bad)->async_get_shadow("thermo-1", "config");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().http_status == 403);
+  });
+}
+
+TEST_CASE("aws observer: documents of device and service updates, classic and named", "[backends]") {
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    backends::aws_shadow_observer_options o;
+    o.host = "localhost";
+    o.connect_host = "127.0.0.1";
+    o.port = f.mqtts_port;
+    o.ca_file = f.ca_file();
+    o.certificate_file = f.observer_cert;
+    o.private_key_file = f.observer_key;
+    auto made = backends::aws_shadow_observer::create(executor, o);
+    REQUIRE(made);
+    auto& observer = **made;
+    std::vector<backends::shadow_document_event> seen;
+    observer.set_handler([&](const backends::shadow_document_event& e) { seen.push_back(e); });
+    const auto started = co_await observer.async_start();
+    INFO(started.message());
+    REQUIRE_FALSE(started);
+    CHECK(observer.connected());
+
+    // A device (open auth, no certificate) reports on its classic and a named shadow.
+    auto tls = auth::make_tls_client_context([&] {
+      auth::tls_client_config c;
+      c.ca_file = f.ca_file();
+      return c;
+    }());
+    REQUIRE(tls);
+    net::client_connection device(executor);
+    mqtt::connect_packet hello;
+    hello.keep_alive = 60;
+    hello.client_id = "lamp-1";
+    net::client_transport transport;
+    transport.kind = net::transport_kind::tls;
+    transport.tls = &*tls;
+    transport.server_name = "localhost";
+    const auto connected = co_await device.async_connect("127.0.0.1", f.mqtts_port, transport, hello, 5000ms);
+    REQUIRE_FALSE(connected);
+    const std::string report = R"({"state":{"reported":{"on":true}},"clientToken":"t1"})";
+    const auto published = co_await device.async_publish("$aws/things/lamp-1/shadow/update", report, mqtt::qos::at_least_once);
+    REQUIRE_FALSE(published);
+    const std::string named = R"({"state":{"reported":{"interval":10}}})";
+    const auto published2 =
+        co_await device.async_publish("$aws/things/lamp-1/shadow/name/cfg/update", named, mqtt::qos::at_least_once);
+    REQUIRE_FALSE(published2);
+    const bool two = co_await wait_until([&] { return seen.size() >= 2; }, 5000ms);
+    REQUIRE(two);
+    CHECK(seen[0].thing == "lamp-1");
+    CHECK(seen[0].shadow.empty());
+    CHECK(seen[0].previous_version == 0);
+    CHECK(seen[0].current_version == 1);
+    CHECK(seen[0].current_state.at("reported").at("on").as_bool());
+    CHECK(seen[0].client_token == std::optional<std::string>("t1"));
+    CHECK(seen[1].shadow == "cfg");
+    CHECK(seen[1].current_version == 1);
+
+    // A back-end write through the data plane shows up too, with both versions.
+    auto rest = backends::aws_service_client::create(executor, f.aws_options());
+    REQUIRE(rest);
+    const auto desired = jo(R"({"state":{"desired":{"on":false}}})");
+    auto accepted = co_await (*rest)->async_update_shadow("lamp-1", "", desired);
+    REQUIRE(accepted);
+    const bool three = co_await wait_until([&] { return seen.size() >= 3; }, 5000ms);
+    REQUIRE(three);
+    CHECK(seen[2].previous_version == 1);
+    CHECK(seen[2].current_version == 2);
+    CHECK_FALSE(seen[2].current_state.at("desired").at("on").as_bool());
+    CHECK(observer.stats().documents == 3);
+
+    co_await device.async_disconnect();
+    co_await observer.async_stop();
+  });
+}
+
+TEST_CASE("connection reuse: 200 concurrent requests over a pool of 4 open at most 4 connections", "[backends]") {
+  hub_fixture f;
+  // A plain HTTP listener of our own over the same hub_core, to read its accept count.
+  hub::rest_server_options ro;
+  auto server = hub::rest_server::create(f.io.get_executor(), f.hub->core(), ro);
+  REQUIRE(server);
+  (*server)->start();
+  const auto port = (*server)->local_endpoint().port;
+
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    for (bool tls : {false, true}) {
+      auto options = f.azure_options();
+      options.http.max_connections = 4;
+      if (!tls) {
+        options.http.use_tls = false;
+        options.port = port;
+      }
+      auto made = backends::azure_service_client::create(executor, options);
+      REQUIRE(made);
+      auto& client = **made;
+      auto created = co_await client.async_create_or_update_device("pooled-1");
+      REQUIRE(created);
+
+      constexpr int total = 200;
+      int ok = 0, finished = 0;
+      for (int i = 0; i < total; ++i) {
+        asio::co_spawn(
+            executor,
+            [&]() -> asio::awaitable<void> {
+              auto twin = co_await client.async_get_twin("pooled-1");
+              if (twin) ++ok;
+              ++finished;
+            },
+            asio::detached);
+      }
+      const bool all = co_await wait_until([&] { return finished == total; }, 20000ms);
+      REQUIRE(all);
+      CHECK(ok == total);
+      const auto stats = client.pool_stats();
+      CHECK(stats.requests == total + 1);
+      CHECK(stats.connections_opened <= 4);
+      CHECK(stats.connections_opened >= 1);
+      CHECK(stats.waited > 0);
+      if (!tls) CHECK((*server)->stats().connections_accepted <= 4);
+    }
+  });
+  (*server)->async_stop(1s, {});
+}
+
+TEST_CASE("throttling: a 429 from the hub is surfaced distinctly, Azure and AWS", "[backends]") {
+  hub_fixture f;
+  hub::throttle_settings throttle;
+  throttle.azure_twin_reads = hub::rate_limit{1, 1, 0};  // one read a second, no queue
+  throttle.aws_shadow_account = hub::rate_limit{1, 1, 0};
+  f.hub->core().set_throttle(throttle);
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto azure = backends::azure_service_client::create(executor, f.azure_options());
+    REQUIRE(azure);
+    auto created = co_await (*azure)->async_create_or_update_device("busy-1");
+    REQUIRE(created);
+    // The bucket holds one read: of three back-to-back reads at least one is refused.
+    std::optional<backends::service_error> azure_refusal;
+    int azure_served = 0;
+    for (int i = 0; i < 3; ++i) {
+      auto read = co_await (*azure)->async_get_twin("busy-1");
+      if (read) {
+        ++azure_served;
+      } else if (!azure_refusal) {
+        azure_refusal = read.error();
+      }
+    }
+    REQUIRE(azure_refusal);
+    CHECK(azure_served >= 1);
+    const auto& refused = *azure_refusal;
+    INFO(str(refused));
+    CHECK(refused.throttled());
+    CHECK(refused.http_status == 429);
+    CHECK(refused.azure_code == 429001);
+    CHECK(refused.kind == backends::service_failure::http);
+
+    auto aws = backends::aws_service_client::create(executor, f.aws_options());
+    REQUIRE(aws);
+    const auto doc = jo(R"({"state":{"reported":{"x":1}}})");
+    std::optional<backends::service_error> aws_refusal;
+    for (int i = 0; i < 3; ++i) {
+      auto update = co_await (*aws)->async_update_shadow("busy-thing", "", doc);
+      if (!update && !aws_refusal) aws_refusal = update.error();
+    }
+    REQUIRE(aws_refusal);
+    const auto& aws_refused = *aws_refusal;
+    INFO(str(aws_refused));
+    CHECK(aws_refused.throttled());
+    CHECK(aws_refused.error_type == "ThrottlingException");
+  });
+}
