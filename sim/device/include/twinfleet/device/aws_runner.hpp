@@ -1,0 +1,40 @@
+// One virtual device of a profile, alive on AWS IoT device shadows: the AWS device coroutine.
+// It connects (retrying with the profile's back-off), subscribes to each of its shadows before
+// it publishes (B9, C2.4), GETs them and applies the desired state, then applies deltas in
+// version order (a stale delta is dropped, C2.1; the `shared_version_counter` quirk reproduces
+// the SDK bug of C2.2), acknowledging each by reporting the value in force (the reported mirror
+// that clears the delta), reports its generated properties on its first shadow and publishes
+// telemetry on the profile's topic. Deltas that re-fire because a refused value stays desired
+// (C2.5) are answered once, not in a loop.
+//
+// Observer calls name the device by thing name for the classic shadow and "thing/shadow" for a
+// named one, so that a checker can follow each shadow's versions.
+//
+// Not yet: the AWS command-topic convention of docs/PROFILES.md (commands are Azure-only for
+// now).
+#pragma once
+
+#include <twinfleet/backends/aws_device_session.hpp>
+#include <twinfleet/device/azure_runner.hpp>
+
+namespace twinfleet::device {
+
+struct aws_device_run {
+  std::shared_ptr<const profile> device_profile;
+  std::uint64_t index = 0;
+  std::uint64_t seed = 1;
+  backends::aws_device_config session;  // thing name, client id; keep-alive comes from the profile
+  std::vector<std::string> shadows{std::string{}};  // "" is the classic shadow
+  boost::asio::ip::tcp::endpoint hub;
+  net::client_transport transport;  // tcp, or tls with a context holding the device certificate
+  std::chrono::milliseconds request_timeout{10'000};
+};
+
+boost::asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observer,
+                                            std::chrono::steady_clock::time_point until,
+                                            std::shared_ptr<const std::atomic<bool>> stop = nullptr);
+
+// The observer's name for a shadow of a thing: "thing" (classic) or "thing/shadow".
+[[nodiscard]] std::string shadow_key(std::string_view thing, std::string_view shadow);
+
+}  // namespace twinfleet::device

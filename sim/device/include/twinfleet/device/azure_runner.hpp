@@ -1,0 +1,67 @@
+// One virtual device of a profile, alive on Azure IoT Hub: the device coroutine. It connects
+// (retrying with the profile's back-off), subscribes and reconciles in the documented order
+// (subscribe → GET → drop stale notifications, PROTOCOLS.md A6/C1.2; the profile's quirks
+// change that order on purpose), applies desired writes and acknowledges them with the IoT
+// Plug and Play convention, reports its generated properties, answers its direct methods and
+// sends its telemetry, until the run ends. Everything it does is reported to an observer: the
+// engine's metrics and the sync checker listen there.
+//
+//   co_spawn(executor, device::run_azure_device(config, observer, until), detached);
+//
+// Threading: runs on the executor it is spawned on (one device, one thread); the observer is
+// called there too.
+#pragma once
+
+#include <twinfleet/backends/azure_device_session.hpp>
+#include <twinfleet/device/profile.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace twinfleet::device {
+
+// What a device did, as it happened. Latencies are measured on the steady clock from the
+// operation's start. Default: nothing.
+class device_observer {
+ public:
+  virtual ~device_observer() = default;
+  virtual void connected(std::string_view /*device*/, std::chrono::nanoseconds /*latency*/) {}
+  virtual void connect_failed(std::string_view /*device*/, boost::system::error_code) {}
+  virtual void disconnected(std::string_view /*device*/, boost::system::error_code) {}
+  virtual void twin_read(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
+  virtual void reported(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
+  // A desired version seen (a notification as it arrives, stale ones included, or a GET's),
+  // then applied and acknowledged (called once the reported acknowledgement was accepted by
+  // the hub, i.e. when the service can see it) with the acknowledgement's status.
+  virtual void desired_received(std::string_view /*device*/, std::int64_t /*version*/) {}
+  virtual void desired_applied(std::string_view /*device*/, std::int64_t /*version*/, int /*status*/) {}
+  virtual void desired_stale(std::string_view /*device*/, std::int64_t /*version*/) {}
+  virtual void method_answered(std::string_view /*device*/, std::string_view /*name*/, int /*status*/) {}
+  virtual void telemetry_sent(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
+};
+
+struct azure_device_run {
+  std::shared_ptr<const profile> device_profile;
+  std::uint64_t index = 0;   // the {index} of its id
+  std::uint64_t seed = 1;    // every random choice of this device
+  backends::azure_device_config session;  // device_id, key, host name; keep-alive comes from the profile
+  boost::asio::ip::tcp::endpoint hub;
+  net::client_transport transport;  // tcp, or tls with a context that outlives the run
+  std::chrono::milliseconds request_timeout{10'000};
+};
+
+// Runs the device until `until` or until `stop` becomes true (checked at least every 250 ms),
+// then disconnects. Never throws; failures go to the observer and the device carries on as a
+// real one would (reconnecting with back-off).
+boost::asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& observer,
+                                              std::chrono::steady_clock::time_point until,
+                                              std::shared_ptr<const std::atomic<bool>> stop = nullptr);
+
+}  // namespace twinfleet::device

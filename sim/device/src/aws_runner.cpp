@@ -1,0 +1,298 @@
+// The AWS device coroutine (aws_runner.hpp).
+#include <twinfleet/device/aws_runner.hpp>
+
+#include <twinfleet/backends/reconcile.hpp>
+#include <twinfleet/device/desired.hpp>
+
+#include "runner_common.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <deque>
+
+namespace twinfleet::device {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using steady = std::chrono::steady_clock;
+
+constexpr auto max_sleep = std::chrono::milliseconds(250);
+
+struct shadow_state {
+  std::string name;  // "" classic
+  std::string key;   // the observer's name
+  backends::aws_delta_filter filter;
+  json::object mirrored;  // what this shadow's reported holds for the writable properties
+  std::deque<backends::shadow_delta> inbox;
+};
+
+struct device_state : detail::device_core {
+  device_state(asio::any_io_executor ex, aws_device_run r, device_observer& o)
+      : device_core(r.device_profile, r.index, r.seed, r.session.thing_name),
+        run(std::move(r)),
+        observer(o),
+        session(ex, run.session),
+        wake(ex) {
+    for (const auto& name : run.shadows) {
+      shadow_state sh;
+      sh.name = name;
+      sh.key = shadow_key(run.session.thing_name, name);
+      sh.filter = backends::aws_delta_filter(
+          backends::aws_delta_filter::options{run.device_profile->quirks.shared_version_counter});
+      shadows.push_back(std::move(sh));
+    }
+  }
+
+  aws_device_run run;
+  device_observer& observer;
+  backends::aws_device_session session;
+  asio::steady_timer wake;
+  std::vector<shadow_state> shadows;
+  bool lost = false;
+  bool first_connect = true;
+
+  shadow_state* find(std::string_view name) {
+    for (auto& s : shadows) {
+      if (s.name == name) return &s;
+    }
+    return nullptr;
+  }
+  void poke() { wake.cancel(); }
+};
+
+asio::awaitable<void> sleep_until(device_state& s, steady::time_point t) {
+  s.wake.expires_at(std::min(t, steady::now() + max_sleep));
+  (void)co_await s.wake.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// Sends {"reported": patch} to a shadow; returns the accepted version, or nothing.
+asio::awaitable<std::optional<std::int64_t>> report(std::shared_ptr<device_state> s, std::string shadow,
+                                                    json::object patch) {
+  const auto start = steady::now();
+  json::object state{{"reported", patch}};
+  auto r = co_await s->session.async_update(shadow, state, std::nullopt, s->run.request_timeout);
+  s->observer.reported(s->id, steady::now() - start, r.has_value());
+  if (!r) co_return std::nullopt;
+  for (const auto& [k, v] : patch) s->last_reported[k] = v;
+  const auto* version = r->if_contains("version");
+  if (version == nullptr || !version->is_int64()) co_return std::nullopt;
+  co_return version->get_int64();
+}
+
+// Applies desired `state` (a delta, or a GET's desired) of `version` to one shadow, and
+// acknowledges it by reporting the values in force that changed (the mirror).
+asio::awaitable<void> apply(std::shared_ptr<device_state> s, shadow_state& sh, const json::object& desired,
+                            std::int64_t version) {
+  json::object mirror;
+  int status = 200;
+  for (const auto& [key, value] : desired) {
+    const auto* prop = s->p().find_desired(key);
+    if (prop == nullptr) continue;
+    const auto* current = s->in_force.if_contains(key);
+    const auto decision = decide_desired(*prop, value, current != nullptr ? *current : prop->initial);
+    s->in_force[key] = decision.value;
+    if (!decision.accepted) status = decision.status;
+    if (!prop->ack) continue;
+    // Report only what this shadow does not already hold: a refused value that stays desired
+    // re-fires the delta after every update (C2.5), and answering it again would loop.
+    const auto* held = sh.mirrored.if_contains(key);
+    if (held != nullptr && *held == decision.value) continue;
+    for (auto& [k, v] : aws_reported_mirror(key, decision)) mirror[k] = v;
+  }
+  if (!mirror.empty()) {
+    const std::string shadow = sh.name;
+    const auto accepted = co_await report(s, shadow, mirror);
+    if (accepted) {
+      for (const auto& [k, v] : mirror) sh.mirrored[k] = v;
+    }
+  }
+  s->observer.desired_applied(sh.key, version, status);
+}
+
+asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnect) {
+  const auto& q = s->p().quirks;
+  if (!q.get_before_subscribe) {
+    for (auto& sh : s->shadows) {
+      if (co_await s->session.async_subscribe_shadow(sh.name)) co_return false;
+    }
+  }
+  if (!(reconnect && q.no_reconcile_on_reconnect)) {
+    for (auto& sh : s->shadows) {
+      if (q.get_before_subscribe) {
+        // The quirk: the GET's answer topics are not subscribed yet, so subscribe just the
+        // shadow being read, then its deltas arrive only from here on.
+        if (co_await s->session.async_subscribe_shadow(sh.name)) co_return false;
+      }
+      const auto start = steady::now();
+      auto doc = co_await s->session.async_get(sh.name, s->run.request_timeout);
+      s->observer.twin_read(sh.key, steady::now() - start, doc.has_value() || doc.error().status == 404);
+      if (!doc) {
+        if (doc.error().status != 404) co_return false;
+        // No shadow yet: create it with the values in force (desired may come later).
+        json::object initial;
+        for (const auto& w : s->p().desired) {
+          if (const auto* v = s->in_force.if_contains(w.name)) initial[w.name] = *v;
+        }
+        const std::string name = sh.name;
+        if (auto v = co_await report(s, name, initial)) {
+          sh.mirrored = initial;
+          sh.filter.on_document_applied(*v);
+        }
+        continue;
+      }
+      const auto version = doc->at("version").to_number<std::int64_t>();
+      const auto& state = doc->at("state").as_object();
+      if (const auto* reported = state.if_contains("reported"); reported != nullptr && reported->is_object()) {
+        for (const auto& w : s->p().desired) {
+          if (const auto* v = reported->as_object().if_contains(w.name)) sh.mirrored[w.name] = *v;
+        }
+      }
+      sh.filter.on_document_applied(version);
+      if (const auto* desired = state.if_contains("desired"); desired != nullptr && desired->is_object()) {
+        s->observer.desired_received(sh.key, version);
+        co_await apply(s, sh, desired->as_object(), version);
+      }
+    }
+  } else {
+    for (auto& sh : s->shadows) {
+      if (q.get_before_subscribe && co_await s->session.async_subscribe_shadow(sh.name)) co_return false;
+    }
+  }
+  auto first = s->connect_reports(s->first_connect);
+  if (!first.empty() && !s->shadows.empty()) (void)co_await report(s, s->shadows.front().name, std::move(first));
+  co_return true;
+}
+
+asio::awaitable<void> connect_and_sync(std::shared_ptr<device_state> s, steady::time_point until,
+                                       const std::shared_ptr<const std::atomic<bool>>& stop) {
+  unsigned attempt = 0;
+  while (steady::now() < until && !(stop && stop->load())) {
+    if (steady::now() < s->offline_until) {
+      co_await sleep_until(*s, s->offline_until);
+      continue;
+    }
+    const auto start = steady::now();
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
+    const auto ec = co_await s->session.async_connect(s->run.hub, s->run.transport, timeout);
+    if (!ec) {
+      s->observer.connected(s->id, steady::now() - start);
+      s->lost = false;
+      if (co_await synchronise(s, !s->first_connect)) {
+        s->first_connect = false;
+        co_return;
+      }
+      s->session.abort();
+    } else {
+      s->observer.connect_failed(s->id, ec);
+    }
+    const auto delay = s->p().lifecycle.reconnect.delay(attempt++, s->random);
+    const auto wait_until = steady::now() + std::chrono::duration_cast<steady::duration>(delay);
+    while (steady::now() < wait_until && steady::now() < until && !(stop && stop->load())) {
+      co_await sleep_until(*s, wait_until);
+    }
+  }
+}
+
+}  // namespace
+
+std::string shadow_key(std::string_view thing, std::string_view shadow) {
+  return shadow.empty() ? std::string(thing) : std::string(thing) + "/" + std::string(shadow);
+}
+
+asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observer, steady::time_point until,
+                                     std::shared_ptr<const std::atomic<bool>> stop) {
+  auto ex = co_await asio::this_coro::executor;
+  run.session.keep_alive = static_cast<std::uint16_t>(std::clamp<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.keep_alive).count(), 30, 1200));
+  if (run.shadows.empty()) run.shadows.emplace_back();
+  auto s = std::make_shared<device_state>(ex, std::move(run), observer);
+  const auto& p = s->p();
+  std::weak_ptr<device_state> weak = s;
+  s->session.set_delta_handler([weak](backends::shadow_delta& d) {
+    auto st = weak.lock();
+    if (!st) return;
+    auto* sh = st->find(d.shadow);
+    if (sh == nullptr) return;
+    st->observer.desired_received(sh->key, d.version);
+    if (!sh->filter.on_delta(d.version)) {
+      st->observer.desired_stale(sh->key, d.version);
+      return;
+    }
+    sh->inbox.push_back(std::move(d));
+    st->poke();
+  });
+  s->session.set_message_handler([weak](const backends::shadow_message& m) {
+    auto st = weak.lock();
+    if (!st || m.document == nullptr) return;
+    auto* sh = st->find(m.shadow);
+    if (sh == nullptr) return;
+    if (m.operation == backends::shadow_operation::update && m.kind == backends::shadow_message_kind::accepted) {
+      if (const auto* v = m.document->if_contains("version"); v != nullptr && v->is_int64()) {
+        sh->filter.on_update_accepted(v->get_int64());
+      }
+    }
+  });
+  s->session.set_closed_handler([weak](boost::system::error_code ec) {
+    if (auto st = weak.lock()) {
+      st->lost = true;
+      st->observer.disconnected(st->id, ec);
+      st->poke();
+    }
+  });
+
+  auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
+  while (running()) {
+    if (!s->session.connected()) {
+      co_await connect_and_sync(s, until, stop);
+      continue;
+    }
+    for (auto& sh : s->shadows) {
+      while (!sh.inbox.empty()) {
+        auto d = std::move(sh.inbox.front());
+        sh.inbox.pop_front();
+        steady::duration delay{0};
+        for (const auto& [key, value] : d.state) {
+          if (const auto* prop = p.find_desired(key)) {
+            delay = std::max(delay, std::chrono::duration_cast<steady::duration>(prop->apply_after.sample(s->random)));
+          }
+        }
+        if (delay.count() > 0) {
+          asio::steady_timer t(ex);
+          t.expires_after(delay);
+          (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        co_await apply(s, sh, d.state, d.version);
+      }
+    }
+    auto due = s->due_reports(steady::now());
+    if (!due.empty()) (void)co_await report(s, s->shadows.front().name, std::move(due));
+    for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
+      if (!s->telemetry_on[m] || steady::now() < s->telemetry_due[m]) continue;
+      const auto& msg = p.telemetry[m];
+      s->telemetry_due[m] = steady::now() + s->telemetry_interval(msg);
+      const auto topic = msg.aws_topic.expand(s->context(msg.name));
+      const auto payload = json::serialize(s->telemetry_body(m));
+      const auto start = steady::now();
+      const auto ec = co_await s->session.connection().async_publish(topic, payload, mqtt::qos::at_least_once);
+      s->observer.telemetry_sent(s->id, steady::now() - start, !ec);
+      bool reboot = false;
+      auto changes = s->apply_effects(msg.on_send, reboot);
+      if (!changes.empty()) (void)co_await report(s, s->shadows.front().name, std::move(changes));
+    }
+    bool pending = false;
+    for (const auto& sh : s->shadows) pending = pending || !sh.inbox.empty();
+    if (!pending && !s->lost) co_await sleep_until(*s, s->next_due(until));
+  }
+  if (s->session.connected()) (void)co_await s->session.async_disconnect();
+}
+
+}  // namespace twinfleet::device

@@ -1,0 +1,298 @@
+// The Azure device coroutine (azure_runner.hpp).
+#include <twinfleet/device/azure_runner.hpp>
+
+#include <twinfleet/backends/reconcile.hpp>
+#include <twinfleet/device/desired.hpp>
+#include <twinfleet/device/generator.hpp>
+#include <twinfleet/device/random.hpp>
+#include <twinfleet/device/template.hpp>
+
+#include "runner_common.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <vector>
+
+namespace twinfleet::device {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using steady = std::chrono::steady_clock;
+using backends::azure_subscription;
+
+constexpr auto max_sleep = std::chrono::milliseconds(250);
+
+// Everything one device keeps; shared with the session's handlers and detached reports.
+struct device_state : detail::device_core {
+  device_state(asio::any_io_executor ex, azure_device_run r, device_observer& o)
+      : device_core(r.device_profile, r.index, r.seed, r.session.device_id),
+        run(std::move(r)),
+        observer(o),
+        session(ex, run.session),
+        reconciler(backends::azure_desired_reconciler::options{run.device_profile->quirks.ignore_desired_version}),
+        wake(ex) {}
+
+  azure_device_run run;
+  device_observer& observer;
+  backends::azure_device_session session;
+  backends::azure_desired_reconciler reconciler;
+  asio::steady_timer wake;
+  std::deque<backends::desired_patch> inbox;
+  std::deque<backends::method_request> methods;
+  bool lost = false;  // the connection ended (closed handler)
+  bool first_connect = true;
+
+  void poke() { wake.cancel(); }
+};
+
+asio::awaitable<void> sleep_until(device_state& s, steady::time_point t) {
+  s.wake.expires_at(std::min(t, steady::now() + max_sleep));
+  (void)co_await s.wake.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// Sends a reported patch and tells the observer; false when it failed.
+asio::awaitable<bool> report(std::shared_ptr<device_state> s, json::object patch) {
+  const auto start = steady::now();
+  auto r = co_await s->session.async_patch_reported(patch, std::nullopt, s->run.request_timeout);
+  s->observer.reported(s->id, steady::now() - start, r.has_value());
+  if (r) {
+    for (const auto& [k, v] : patch) s->last_reported[k] = v;
+  }
+  co_return r.has_value();
+}
+
+asio::awaitable<void> send_report(std::shared_ptr<device_state> s, json::object patch) {
+  if (patch.empty() || !s->session.connected()) co_return;
+  if (s->p().quirks.no_wait_between_reported) {
+    // The quirk: fire and forget, the next patch does not wait for this one's answer.
+    asio::co_spawn(co_await asio::this_coro::executor, report(s, std::move(patch)), asio::detached);
+    co_return;
+  }
+  (void)co_await report(s, std::move(patch));
+}
+
+// Applies one desired document or patch at `version`; returns the acknowledgement patch and
+// the status (200, or the refusal's) for the observer.
+std::pair<json::object, int> apply_desired(device_state& s, const json::object& desired, std::int64_t version) {
+  json::object acks;
+  int status = 200;
+  for (const auto& [key, value] : desired) {
+    if (key.starts_with("$")) continue;
+    const auto* prop = s.p().find_desired(key);
+    if (prop == nullptr) continue;  // not this device's property: real devices ignore it
+    const auto* current = s.in_force.if_contains(key);
+    const auto decision = decide_desired(*prop, value, current != nullptr ? *current : prop->initial);
+    s.in_force[key] = decision.value;
+    if (!decision.accepted) status = decision.status;
+    if (prop->ack) {
+      for (auto& [k, v] : azure_ack_patch(key, decision, version)) acks[k] = v;
+    }
+  }
+  return {std::move(acks), status};
+}
+
+// Subscribes, GETs and reconciles, in the order the profile's quirks say (A6, C1.2).
+asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnect) {
+  auto& q = s->p().quirks;
+  const auto all = azure_subscription::twin_responses | azure_subscription::desired | azure_subscription::methods;
+  if (reconnect && q.no_reconcile_on_reconnect) {
+    // The quirk: back online without a GET; what changed meanwhile is never seen (C1.1).
+    co_return !(co_await s->session.async_subscribe(all));
+  }
+  if (q.get_before_subscribe) {
+    if (co_await s->session.async_subscribe(azure_subscription::twin_responses)) co_return false;
+  } else {
+    if (co_await s->session.async_subscribe(all)) co_return false;
+    s->reconciler.begin_sync();
+  }
+  const auto start = steady::now();
+  auto twin = co_await s->session.async_get_twin(s->run.request_timeout);
+  s->observer.twin_read(s->id, steady::now() - start, twin.has_value());
+  if (!twin) co_return false;
+  s->observer.desired_received(s->id, twin->desired_version);
+  auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
+  const auto applied_version = twin->desired_version;
+  for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
+  if (q.get_before_subscribe) {
+    // The quirk's gap: a desired write between the GET and this SUBSCRIBE is never seen.
+    if (co_await s->session.async_subscribe(azure_subscription::desired | azure_subscription::methods)) co_return false;
+  }
+  // Reported properties sent on each connection, with the acknowledgements.
+  for (auto& [k, v] : s->connect_reports(s->first_connect)) acks[k] = std::move(v);
+  co_await send_report(s, std::move(acks));
+  s->observer.desired_applied(s->id, applied_version, status);
+  co_return true;
+}
+
+asio::awaitable<void> connect_and_sync(std::shared_ptr<device_state> s, steady::time_point until,
+                                       const std::shared_ptr<const std::atomic<bool>>& stop) {
+  unsigned attempt = 0;
+  while (steady::now() < until && !(stop && stop->load())) {
+    if (steady::now() < s->offline_until) {
+      co_await sleep_until(*s, s->offline_until);
+      continue;
+    }
+    const auto start = steady::now();
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
+    const auto ec = co_await s->session.async_connect(s->run.hub, s->run.transport, timeout);
+    if (!ec) {
+      s->observer.connected(s->id, steady::now() - start);
+      s->lost = false;
+      if (co_await synchronise(s, !s->first_connect)) {
+        s->first_connect = false;
+        co_return;
+      }
+      s->session.abort();
+    } else {
+      s->observer.connect_failed(s->id, ec);
+    }
+    const auto delay = s->p().lifecycle.reconnect.delay(attempt++, s->random);
+    const auto wait_until = steady::now() + std::chrono::duration_cast<steady::duration>(delay);
+    while (steady::now() < wait_until && steady::now() < until && !(stop && stop->load())) {
+      co_await sleep_until(*s, wait_until);
+    }
+  }
+}
+
+asio::awaitable<void> answer_method(std::shared_ptr<device_state> s, backends::method_request request) {
+  const auto* cmd = s->p().find_command(request.name);
+  if (cmd == nullptr) {
+    s->session.respond_method(request.rid, 404, json::object{{"message", "no such method"}});
+    s->observer.method_answered(s->id, request.name, 404);
+    co_return;
+  }
+  const auto latency = cmd->latency.sample(s->random);
+  if (latency.count() > 0) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    t.expires_after(latency);
+    (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  const auto response = render_json_template(cmd->response, s->context({}, &request.payload));
+  (void)co_await s->session.async_respond_method(request.rid, cmd->status, response);
+  s->observer.method_answered(s->id, request.name, cmd->status);
+  bool reboot = false;
+  auto changes = s->apply_effects(cmd->effects, reboot);
+  if (reboot) s->session.abort();
+  if (!changes.empty()) co_await send_report(s, std::move(changes));
+  s->poke();
+}
+
+asio::awaitable<void> send_telemetry(std::shared_ptr<device_state> s, std::size_t message) {
+  const auto& m = s->p().telemetry[message];
+  backends::telemetry_properties props;
+  props.content_type = m.content_type;
+  props.content_encoding = m.content_encoding;
+  const auto ctx = s->context(m.name);
+  for (const auto& [key, value] : m.properties) props.application.emplace_back(key, value.expand(ctx));
+  const auto payload = json::serialize(s->telemetry_body(message));
+  const auto start = steady::now();
+  const auto ec = co_await s->session.async_send_telemetry(payload, props);
+  s->observer.telemetry_sent(s->id, steady::now() - start, !ec);
+  bool reboot = false;
+  auto changes = s->apply_effects(m.on_send, reboot);
+  if (!changes.empty()) co_await send_report(s, std::move(changes));
+}
+
+}  // namespace
+
+asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& observer, steady::time_point until,
+                                       std::shared_ptr<const std::atomic<bool>> stop) {
+  auto ex = co_await asio::this_coro::executor;
+  run.session.keep_alive = static_cast<std::uint16_t>(
+      std::clamp<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.keep_alive).count(), 0, 65535));
+  run.session.token_lifetime = std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.sas_token_lifetime);
+  if (run.session.model_id.empty()) run.session.model_id = run.device_profile->identity.azure.model_id;
+  auto s = std::make_shared<device_state>(ex, std::move(run), observer);
+  const auto& p = s->p();
+  // Handlers run inside the session's reader: keep what arrives, wake the loop.
+  std::weak_ptr<device_state> weak = s;
+  s->session.set_desired_handler([weak](backends::desired_patch& n) {
+    auto st = weak.lock();
+    if (!st) return;
+    st->observer.desired_received(st->id, n.version);
+    switch (st->reconciler.on_notification(n)) {
+      case backends::azure_desired_reconciler::verdict::apply: st->inbox.push_back(std::move(n)); break;
+      case backends::azure_desired_reconciler::verdict::stale: st->observer.desired_stale(st->id, n.version); break;
+      case backends::azure_desired_reconciler::verdict::buffered: break;
+    }
+    st->poke();
+  });
+  s->session.set_method_handler([weak](backends::method_request& m) {
+    if (auto st = weak.lock()) {
+      st->methods.push_back(std::move(m));
+      st->poke();
+    }
+  });
+  s->session.set_closed_handler([weak](boost::system::error_code ec) {
+    if (auto st = weak.lock()) {
+      st->lost = true;
+      st->observer.disconnected(st->id, ec);
+      st->poke();
+    }
+  });
+
+  auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
+  while (running()) {
+    if (!s->session.connected()) {
+      co_await connect_and_sync(s, until, stop);
+      continue;
+    }
+    // SAS renewal: reconnect before the token expires, then reconcile (A4).
+    if (!s->run.session.sas_key.empty() && std::chrono::system_clock::now() >= s->session.token_renewal_due()) {
+      const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(p.lifecycle.connect_timeout);
+      if (!co_await s->session.async_reconnect(s->run.hub, s->run.transport, timeout)) {
+        (void)co_await synchronise(s, true);
+      }
+      continue;
+    }
+    while (!s->inbox.empty()) {
+      auto n = std::move(s->inbox.front());
+      s->inbox.pop_front();
+      // The profile's apply delay: the device takes this long before the new value is in force
+      // and acknowledged (the longest of the properties written).
+      steady::duration delay{0};
+      for (const auto& [key, value] : n.patch) {
+        if (const auto* prop = p.find_desired(key)) {
+          delay = std::max(delay, std::chrono::duration_cast<steady::duration>(prop->apply_after.sample(s->random)));
+        }
+      }
+      if (delay.count() > 0) {
+        asio::steady_timer t(ex);
+        t.expires_after(delay);
+        (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      auto [acks, status] = apply_desired(*s, n.patch, n.version);
+      co_await send_report(s, std::move(acks));
+      // Acknowledged: the service can see it now (convergence is measured to here).
+      s->observer.desired_applied(s->id, n.version, status);
+    }
+    while (!s->methods.empty()) {
+      asio::co_spawn(ex, answer_method(s, std::move(s->methods.front())), asio::detached);
+      s->methods.pop_front();
+    }
+    auto due_patch = s->due_reports(steady::now());
+    if (!due_patch.empty()) co_await send_report(s, std::move(due_patch));
+    for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
+      if (s->telemetry_on[m] && steady::now() >= s->telemetry_due[m]) {
+        s->telemetry_due[m] = steady::now() + s->telemetry_interval(p.telemetry[m]);
+        co_await send_telemetry(s, m);
+      }
+    }
+    // Sleep until the next thing is due (a notification or a method wakes us earlier).
+    const auto next = s->next_due(until);
+    if (s->inbox.empty() && s->methods.empty() && !s->lost) co_await sleep_until(*s, next);
+  }
+  if (s->session.connected()) (void)co_await s->session.async_disconnect();
+}
+
+}  // namespace twinfleet::device

@@ -1,0 +1,137 @@
+#include "runner_common.hpp"
+
+#include <algorithm>
+
+namespace twinfleet::device::detail {
+
+namespace json = boost::json;
+
+device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx, std::uint64_t sd, std::string name)
+    : device_profile(std::move(prof)), index(idx), seed(sd), id(std::move(name)), random(sd) {
+  const auto& pr = p();
+  for (std::size_t i = 0; i < pr.reported.size(); ++i) {
+    generators.emplace_back(pr.reported[i].generator, mix_seed(seed, 1000 + i));
+    report_due.push_back(steady::now() + std::chrono::duration_cast<steady::duration>(pr.reported[i].every.sample(random)));
+  }
+  for (const auto& w : pr.desired) {
+    if (!w.initial.is_null()) in_force[w.name] = w.initial;
+  }
+  for (std::size_t m = 0; m < pr.telemetry.size(); ++m) {
+    for (std::size_t f = 0; f < pr.telemetry[m].fields.size(); ++f) {
+      telemetry_values.emplace_back(pr.telemetry[m].fields[f].generator, mix_seed(seed, 2000 + 100 * m + f));
+    }
+    telemetry_due.push_back(steady::now() + telemetry_interval(pr.telemetry[m]));
+    telemetry_on.push_back(pr.telemetry[m].enabled);
+  }
+}
+
+template_context device_core::context(std::string_view message, const json::value* request) const {
+  template_context ctx;
+  ctx.index = index;
+  ctx.id = id;
+  ctx.profile = p().name;
+  ctx.message = message;
+  ctx.seed = seed;
+  ctx.request = request;
+  return ctx;
+}
+
+json::object device_core::due_reports(steady::time_point now) {
+  json::object patch;
+  const auto& pr = p();
+  for (std::size_t i = 0; i < pr.reported.size(); ++i) {
+    const auto& rp = pr.reported[i];
+    if (rp.trigger == report_trigger::on_connect || now < report_due[i]) continue;
+    report_due[i] = now + std::chrono::duration_cast<steady::duration>(rp.every.sample(random));
+    auto value = generators[i].next(now - started, &in_force);
+    const auto* last = last_reported.if_contains(rp.name);
+    if (rp.trigger == report_trigger::on_change && last != nullptr && *last == value) continue;
+    patch[rp.name] = std::move(value);
+  }
+  for (auto it = later.begin(); it != later.end();) {
+    if (it->due <= now) {
+      for (auto& [k, v] : it->patch) patch[k] = v;
+      it = later.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return patch;
+}
+
+json::object device_core::connect_reports(bool first) {
+  json::object patch;
+  const auto& pr = p();
+  for (std::size_t i = 0; i < pr.reported.size(); ++i) {
+    if (pr.reported[i].trigger == report_trigger::on_connect || first) {
+      patch[pr.reported[i].name] = generators[i].next(steady::now() - started, &in_force);
+    }
+  }
+  return patch;
+}
+
+json::object device_core::telemetry_body(std::size_t message) {
+  std::size_t first = 0;
+  for (std::size_t m = 0; m < message; ++m) first += p().telemetry[m].fields.size();
+  const auto& msg = p().telemetry[message];
+  json::object body;
+  for (std::size_t f = 0; f < msg.fields.size(); ++f) {
+    const auto& field = msg.fields[f];
+    switch (field.from) {
+      case telemetry_field::source::generator:
+        body[field.name] = telemetry_values[first + f].next(steady::now() - started, &in_force);
+        break;
+      case telemetry_field::source::reported:
+        if (const auto* v = last_reported.if_contains(field.property)) body[field.name] = *v;
+        break;
+      case telemetry_field::source::desired:
+        if (const auto* v = in_force.if_contains(field.property)) body[field.name] = *v;
+        break;
+    }
+  }
+  return body;
+}
+
+steady::duration device_core::telemetry_interval(const telemetry_message& m) {
+  if (m.every_from) {
+    const auto* prop = p().find_desired(*m.every_from);
+    const auto* v = in_force.if_contains(*m.every_from);
+    if (prop != nullptr && v != nullptr && v->is_number()) {
+      const double n = v->to_number<double>();
+      const auto unit = prop->schema.unit.value_or(std::chrono::seconds(1));
+      if (n > 0) return std::chrono::duration_cast<steady::duration>(unit * n);
+    }
+  }
+  return std::chrono::duration_cast<steady::duration>(m.every.sample(random));
+}
+
+json::object device_core::apply_effects(const std::vector<effect>& effects, bool& reboot) {
+  json::object changes;
+  for (const auto& e : effects) {
+    if (const auto* set = std::get_if<set_effect>(&e)) {
+      changes[set->property] = set->value;
+    } else if (const auto* blink = std::get_if<blink_effect>(&e)) {
+      changes[blink->property] = true;
+      later.push_back({steady::now() + std::chrono::duration_cast<steady::duration>(blink->on_time),
+                       json::object{{blink->property, false}}});
+    } else if (const auto* tel = std::get_if<telemetry_effect>(&e)) {
+      std::fill(telemetry_on.begin(), telemetry_on.end(), tel->enable);
+    } else if (const auto* rb = std::get_if<reboot_effect>(&e)) {
+      offline_until = steady::now() + std::chrono::duration_cast<steady::duration>(rb->after.sample(random));
+      reboot = true;
+    }
+  }
+  return changes;
+}
+
+steady::time_point device_core::next_due(steady::time_point until) const {
+  auto next = until;
+  for (auto t : report_due) next = std::min(next, t);
+  for (std::size_t m = 0; m < telemetry_due.size(); ++m) {
+    if (telemetry_on[m]) next = std::min(next, telemetry_due[m]);
+  }
+  for (const auto& l : later) next = std::min(next, l.due);
+  return next;
+}
+
+}  // namespace twinfleet::device::detail

@@ -1,0 +1,149 @@
+// A profile's device alive on the real local hub (embedded, plain MQTT on loopback): it
+// connects, reconciles, acknowledges desired writes as IoT Plug and Play says, answers its
+// method, reports and sends telemetry, and the hub sees all of it.
+#include <twinfleet/device/azure_runner.hpp>
+#include <twinfleet/hub/local_hub.hpp>
+#include <twinfleet/scenario/profile_loader.hpp>
+
+#include "json_test_util.hpp"
+#include "test_data.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace twinfleet;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace json = boost::json;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view fast_bulb = R"(
+name: fast-bulb
+identity: { id: "bulb-{index:03}" }
+desired:
+  on: { type: boolean, initial: false }
+  brightness: { type: integer, min: 0, max: 100, initial: 80, apply_after: 20ms }
+reported:
+  firmware: { constant: "2.3.1" }
+  led: { constant: false, on: change }
+  power_w: { walk: { start: 7.5, step: 0.3, min: 0, max: 9, decimals: 2 }, every: 300ms }
+commands:
+  blink:
+    latency: 10ms
+    status: 200
+    response: { blinked: true, times: "{request.times}" }
+    effects:
+      - blink: { property: led, count: 1, on_time: 100ms }
+telemetry:
+  power:
+    every: 200ms
+    fields:
+      power_w: reported.power_w
+      brightness: desired.brightness
+lifecycle:
+  keep_alive: 60s
+  reconnect: { initial: 100ms, max: 1s }
+)";
+
+struct recorder : device::device_observer {
+  int connects = 0;
+  int reports_ok = 0;
+  int telemetry_ok = 0;
+  std::vector<std::pair<std::int64_t, int>> applied;
+  void connected(std::string_view, std::chrono::nanoseconds) override { ++connects; }
+  void reported(std::string_view, std::chrono::nanoseconds, bool ok) override { reports_ok += ok ? 1 : 0; }
+  void telemetry_sent(std::string_view, std::chrono::nanoseconds, bool ok) override { telemetry_ok += ok ? 1 : 0; }
+  void desired_applied(std::string_view, std::int64_t v, int status) override { applied.emplace_back(v, status); }
+};
+
+}  // namespace
+
+TEST_CASE("azure device: a profile's device reconciles, acknowledges, answers and reports on the local hub",
+          "[device][azure][integration]") {
+  config::diagnostics diags;
+  auto profile = scenario::load_profile_string(fast_bulb, "fast-bulb.yaml", diags);
+  INFO(diags.to_string());
+  REQUIRE(profile);
+
+  asio::io_context io;
+  test::temp_dir dir;
+  hub::hub_options options;
+  options.settings.auth = hub::auth_mode::open;
+  options.certs_dir = dir.path();
+  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+  options.log = [](std::string_view) {};
+  hub::local_hub hub(io.get_executor(), options);
+  REQUIRE_FALSE(hub.start());
+
+  device::azure_device_run run;
+  run.device_profile = profile;
+  run.index = 1;
+  run.seed = 42;
+  run.session.device_id = "bulb-001";
+  run.session.sas_key = hub.core().device_key_for("bulb-001");
+  run.hub = hub.listeners().at(0).endpoint;
+  recorder seen;
+  bool device_done = false;
+  asio::co_spawn(io, device::run_azure_device(run, seen, steady::now() + 2500ms),
+                 [&](std::exception_ptr) { device_done = true; });
+
+  std::optional<hub::method_response> blink;
+  auto driver = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(io);
+    t.expires_after(700ms);
+    co_await t.async_wait(asio::use_awaitable);
+    auto write = hub.core().azure_update_twin("bulb-001", test::jv(R"({"properties":{"desired":{"brightness":40}}})"),
+                                              {}, false, std::chrono::system_clock::now());
+    REQUIRE(write.has_value());
+    t.expires_after(300ms);
+    co_await t.async_wait(asio::use_awaitable);
+    // Out of range: refused with ac 400, the value in force stays 40.
+    auto refused = hub.core().azure_update_twin("bulb-001", test::jv(R"({"properties":{"desired":{"brightness":150}}})"),
+                                                {}, false, std::chrono::system_clock::now());
+    REQUIRE(refused.has_value());
+    hub.core().azure_invoke_method("bulb-001", test::jv(R"({"methodName":"blink","payload":{"times":2},"responseTimeoutInSeconds":5})"),
+                                   std::chrono::system_clock::now(),
+                                   [&](twin::result<hub::method_response> r) {
+                                     if (r) blink = *r;
+                                   });
+  };
+  asio::co_spawn(io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  const auto deadline = steady::now() + 15s;
+  while (!device_done && steady::now() < deadline) io.run_for(100ms);
+  REQUIRE(device_done);
+
+  const auto twin = hub.core().azure_get_twin("bulb-001");
+  REQUIRE(twin.has_value());
+  const auto& reported = twin->at("properties").at("reported").as_object();
+  INFO(json::serialize(reported));
+  CHECK(reported.at("firmware") == "2.3.1");
+  CHECK(reported.at("power_w").is_number());
+  // The last write (version 3) was refused: ac 400, av 3, and the value in force is still 40.
+  CHECK(reported.at("brightness").at("value") == 40);
+  CHECK(reported.at("brightness").at("ac") == 400);
+  CHECK(reported.at("brightness").at("av") == 3);
+  CHECK(std::find(seen.applied.begin(), seen.applied.end(), std::pair<std::int64_t, int>{2, 200}) != seen.applied.end());
+  CHECK(std::find(seen.applied.begin(), seen.applied.end(), std::pair<std::int64_t, int>{3, 400}) != seen.applied.end());
+  REQUIRE(blink.has_value());
+  CHECK(blink->status == 200);
+  CHECK(blink->payload == test::jv(R"({"blinked":true,"times":2})"));
+  CHECK(seen.connects == 1);
+  CHECK(seen.telemetry_ok >= 5);
+  CHECK(hub.core().counters().azure_telemetry == static_cast<std::uint64_t>(seen.telemetry_ok));
+  CHECK(seen.reports_ok >= 4);
+  CHECK(hub.core().connected_devices() == 0);  // disconnected at the end
+
+  bool stopped = false;
+  hub.async_stop([&] { stopped = true; });
+  for (int i = 0; i < 100 && !stopped; ++i) io.run_for(50ms);
+  CHECK(stopped);
+}
