@@ -1,0 +1,88 @@
+// `twinfleet run` as a user runs it: the real binary, a small scenario of both dialects against
+// the embedded hub over TLS on loopback, a summary at the end — also after Ctrl-C.
+#include "process.hpp"
+#include "test_data.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <regex>
+
+using namespace std::chrono_literals;
+using twinfleet::test::child_process;
+using twinfleet::test::run_program;
+using twinfleet::test::temp_dir;
+
+namespace {
+
+// A small fleet of the shipped profiles: Azure bulbs and AWS thermostats with a named shadow.
+std::filesystem::path write_scenario(const temp_dir& dir, std::string_view duration) {
+  const auto root = std::filesystem::path(TWINFLEET_SOURCE_DIR);
+  const auto file = dir.path() / "small.yaml";
+  std::ofstream out(file);
+  out << "name: small\nseed: 5\ntarget: { type: local, transport: tls }\n"
+      << "fleet:\n"
+      << "  - { profile: " << (root / "device-profiles/lightbulb.yaml").string() << ", count: 20, dialect: azure }\n"
+      << "  - { profile: " << (root / "device-profiles/thermostat.yaml").string()
+      << ", count: 10, dialect: aws, shadows: [classic, schedule] }\n"
+      << "ramp: { rate: 200/s }\n"
+      << "phases:\n"
+      << "  - name: steady\n    duration: " << duration << "\n"
+      << "    backend: { desired_writes: 20/s, method_calls: 2/s, twin_reads: 5/s }\n";
+  return file;
+}
+
+// The count column of an operation's summary row, or -1.
+long long count_of(const std::string& out, const std::string& op) {
+  std::smatch m;
+  const std::regex row("\\n  " + op + " +([0-9]+) +([0-9]+) ");
+  return std::regex_search(out, m, row) ? std::stoll(m[1]) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("twinfleet run: a mixed fleet connects, converges and prints a summary", "[cli][run][integration]") {
+  temp_dir dir;
+  const auto scenario = write_scenario(dir, "6s");
+  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--threads", "2"}, 90s);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("small (seed 5)") != std::string::npos);
+  CHECK(r.out.find("30 devices planned, 30 connected at the peak, 0 connect failures") != std::string::npos);
+  CHECK(count_of(r.out, "connect") == 30);
+  CHECK(count_of(r.out, "desired_write") > 20);  // the Azure share of ~100 writes
+  CHECK(count_of(r.out, "shadow_update") > 20);  // the AWS share
+  CHECK(count_of(r.out, "reported_patch") > 30);
+  CHECK(count_of(r.out, "method") > 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, std::regex("sync: ([0-9]+) desired writes, ([0-9]+) converged")));
+  const auto writes = std::stoll(m[1]);
+  const auto converged = std::stoll(m[2]);
+  CHECK(writes > 80);
+  // Writes of the last moments may still be on their way; every earlier one converged.
+  CHECK(converged >= writes - 10);
+  CHECK(r.out.find("[    1s] connected") != std::string::npos);  // the live line
+}
+
+TEST_CASE("twinfleet run: Ctrl-C ends the run early and still prints the summary", "[cli][run][integration]") {
+  temp_dir dir;
+  const auto scenario = write_scenario(dir, "60s");
+  child_process run(TWINFLEET_CLI, {"run", scenario.string()});
+  REQUIRE(run.wait_until([&] { return run.out().find("[    2s] connected") != std::string::npos; }, 30s));
+  const int code = run.stop(SIGINT);
+  INFO("stdout: " << run.out() << "\nstderr: " << run.err());
+  CHECK(code == 0);
+  CHECK(run.out().find("(interrupted)") != std::string::npos);
+  CHECK(run.out().find("sync: ") != std::string::npos);
+}
+
+TEST_CASE("twinfleet run: a bad scenario is every error with its place, exit 2", "[cli][run]") {
+  temp_dir dir;
+  const auto file = dir.path() / "bad.yaml";
+  std::ofstream(file) << "name: bad\nfleet:\n  - { profile: nosuch, count: -1 }\nphases: []\n";
+  const auto r = run_program(TWINFLEET_CLI, {"run", file.string()}, 30s);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("bad.yaml:3:") != std::string::npos);
+  CHECK(r.err.find("fleet[0]") != std::string::npos);
+}
