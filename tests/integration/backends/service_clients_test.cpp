@@ -11,6 +11,7 @@
 #include <twinfleet/backends/service_aws.hpp>
 #include <twinfleet/backends/service_aws_observer.hpp>
 #include <twinfleet/backends/service_azure.hpp>
+#include <twinfleet/backends/service_hub_json.hpp>
 #include <twinfleet/hub/local_hub.hpp>
 #include <twinfleet/hub/rest.hpp>
 #include <twinfleet/net/client.hpp>
@@ -45,26 +46,17 @@ std::string str(const backends::service_error& e) {
   return os.str();
 }
 
-// One embedded hub with https, http and mqtts listeners, and a client certificate for the
-// AWS back-end observer (CN twinfleet-backend, the hub's default back-end name).
+// One embedded hub with https, http and mqtts listeners; `tune` may change its settings.
 struct hub_fixture {
   test::temp_dir dir;
   asio::io_context io;
   std::unique_ptr<hub::local_hub> hub;
   json::object described;
   std::uint16_t https_port = 0, http_port = 0, mqtts_port = 0;
-  std::filesystem::path observer_cert, observer_key;
 
-  hub_fixture() {
-    auth::dev_ca_options ca;
-    ca.directory = dir.path() / "certs";
-    ca.client_common_names = {"twinfleet-backend"};
-    auto written = auth::write_dev_ca(ca);
-    REQUIRE(written);
-    observer_cert = written->clients.at(0).certificate_file;
-    observer_key = written->clients.at(0).key_file;
-
+  explicit hub_fixture(const std::function<void(hub::hub_settings&)>& tune = {}) {
     hub::hub_options options;
+    if (tune) tune(options.settings);
     options.certs_dir = dir.path() / "certs";
     options.log = [](std::string_view) {};
     for (auto p : {hub::listener_protocol::https, hub::listener_protocol::http, hub::listener_protocol::mqtts}) {
@@ -92,24 +84,17 @@ struct hub_fixture {
   std::string ca_file() const { return std::string(described.at("ca_file").as_string()); }
 
   backends::azure_service_options azure_options() const {
-    backends::azure_service_options o;
-    o.connection_string = std::string(described.at("azure").at("service_connection_string").as_string());
-    o.http.ca_file = ca_file();
-    o.http.request_timeout = 10s;
-    return o;
+    auto o = backends::azure_service_options_from_hub_json(described);
+    REQUIRE(o);
+    o->http.request_timeout = 10s;
+    return *o;
   }
 
   backends::aws_service_options aws_options() const {
-    const auto& aws = described.at("aws").as_object();
-    backends::aws_service_options o;
-    o.endpoint = std::string(aws.at("endpoint").as_string());
-    o.port = static_cast<std::uint16_t>(aws.at("https_port").to_number<int>());
-    o.region = std::string(aws.at("region").as_string());
-    o.credentials.access_key_id = std::string(aws.at("access_key_id").as_string());
-    o.credentials.secret_access_key = std::string(aws.at("secret_access_key").as_string());
-    o.http.ca_file = ca_file();
-    o.http.request_timeout = 10s;
-    return o;
+    auto o = backends::aws_service_options_from_hub_json(described);
+    REQUIRE(o);
+    o->http.request_timeout = 10s;
+    return *o;
   }
 
   // Runs `body` to completion on the io_context (bounded); rethrows what it threw.
@@ -251,8 +236,8 @@ TEST_CASE("azure twins over HTTPS: get, patch desired with etags, a stale etag g
   });
 }
 
-TEST_CASE("azure direct methods: 404103 for an offline device, the answer of a connected one", "[backends]") {
-  hub_fixture f;
+TEST_CASE("azure direct methods: 404103 offline, the answer of a connected device, 504101 when it stays silent", "[backends]") {
+  hub_fixture f([](hub::hub_settings& s) { s.azure_min_method_timeout = 1s; });
   f.run([&]() -> asio::awaitable<void> {
     const auto executor = co_await asio::this_coro::executor;
     auto made = backends::azure_service_client::create(executor, f.azure_options());
@@ -283,11 +268,13 @@ TEST_CASE("azure direct methods: 404103 for an offline device, the answer of a c
     REQUIRE(tls);
     net::client_connection device(executor);
     std::string last_method;
+    bool silent = false;
     device.set_message_handler([&](const mqtt::publish_packet& p) {
       const std::string topic(p.topic);
       const auto rid = topic.substr(topic.find("$rid=") + 5);
       last_method = topic.substr(std::string_view("$iothub/methods/POST/").size());
       last_method = last_method.substr(0, last_method.find('/'));
+      if (silent) return;
       const std::string answer = R"({"echo":)" + std::string(p.payload) + "}";
       (void)device.publish("$iothub/methods/res/201/?$rid=" + rid, answer, mqtt::qos::at_most_once);
     });
@@ -324,6 +311,16 @@ TEST_CASE("azure direct methods: 404103 for an offline device, the answer of a c
     CHECK(answered->status == 201);
     CHECK(answered->payload.at("echo").at("times").to_number<int>() == 3);
     CHECK(last_method == "blink");
+
+    // A method the device hears but does not answer: the hub gives up after the response
+    // timeout and the client reports the gateway timeout.
+    last_method.clear();
+    silent = true;
+    auto unanswered = co_await client.async_invoke_method("lamp-7", "reboot", payload, 1s, 0s);
+    REQUIRE_FALSE(unanswered);
+    CHECK(unanswered.error().gateway_timeout());
+    CHECK(unanswered.error().azure_code == 504101);
+    CHECK(last_method == "reboot");
     co_await device.async_disconnect();
   });
 }
@@ -450,14 +447,13 @@ TEST_CASE("aws observer: documents of device and service updates, classic and na
   hub_fixture f;
   f.run([&]() -> asio::awaitable<void> {
     const auto executor = co_await asio::this_coro::executor;
-    backends::aws_shadow_observer_options o;
-    o.host = "localhost";
-    o.connect_host = "127.0.0.1";
-    o.port = f.mqtts_port;
-    o.ca_file = f.ca_file();
-    o.certificate_file = f.observer_cert;
-    o.private_key_file = f.observer_key;
-    auto made = backends::aws_shadow_observer::create(executor, o);
+    // The back-end certificate is issued by the running hub's CA on first use.
+    auto o = backends::aws_shadow_observer_options_from_hub_json(f.described);
+    INFO((o ? std::string() : str(o.error())));
+    REQUIRE(o);
+    CHECK(o->port == f.mqtts_port);
+    CHECK(std::filesystem::exists(o->certificate_file));
+    auto made = backends::aws_shadow_observer::create(executor, *o);
     REQUIRE(made);
     auto& observer = **made;
     std::vector<backends::shadow_document_event> seen;
@@ -616,4 +612,74 @@ TEST_CASE("throttling: a 429 from the hub is surfaced distinctly, Azure and AWS"
     CHECK(aws_refused.throttled());
     CHECK(aws_refused.error_type == "ThrottlingException");
   });
+}
+
+TEST_CASE("a kept-alive connection the server closed while idle is replaced and the request retried", "[backends]") {
+  hub_fixture f;
+  hub::rest_server_options ro;
+  ro.idle_timeout = 100ms;  // the server drops idle connections quickly
+  auto server = hub::rest_server::create(f.io.get_executor(), f.hub->core(), ro);
+  REQUIRE(server);
+  (*server)->start();
+  const auto port = (*server)->local_endpoint().port;
+  f.run([&]() -> asio::awaitable<void> {
+    auto options = f.azure_options();
+    options.http.use_tls = false;
+    options.port = port;
+    options.http.max_connections = 1;
+    auto made = backends::azure_service_client::create(co_await asio::this_coro::executor, options);
+    REQUIRE(made);
+    auto& client = **made;
+    auto created = co_await client.async_create_or_update_device("idle-1");
+    REQUIRE(created);
+    const bool dropped = co_await wait_until([&] { return (*server)->stats().open_connections == 0; }, 5000ms);
+    REQUIRE(dropped);
+    auto twin = co_await client.async_get_twin("idle-1");
+    INFO((twin ? std::string() : str(twin.error())));
+    REQUIRE(twin);
+    const auto stats = client.pool_stats();
+    CHECK(stats.retries == 1);
+    CHECK(stats.connections_opened == 2);
+    CHECK((*server)->stats().connections_accepted == 2);
+  });
+  (*server)->async_stop(1s, {});
+}
+
+TEST_CASE("hub.json: options for HTTPS, plain HTTP, and missing fields named", "[backends]") {
+  const auto hub = jo(R"({
+    "ca_file": "/tmp/ca.pem", "certs_dir": "/tmp/certs",
+    "endpoints": [{"protocol":"mqtts","address":"127.0.0.1","port":8883},
+                  {"protocol":"http","address":"127.0.0.2","port":8080}],
+    "azure": {"service_connection_string": "HostName=localhost:8443;SharedAccessKeyName=iothubowner;SharedAccessKey=eA=="},
+    "aws": {"endpoint":"localhost","https_port":8443,"mqtt_port":8883,"region":"eu-west-1",
+            "access_key_id":"AKIDEXAMPLE","secret_access_key":"secret","backend_common_names":["twinfleet-backend"]}})");
+  auto azure = backends::azure_service_options_from_hub_json(hub);
+  REQUIRE(azure);
+  CHECK(azure->http.use_tls);
+  CHECK(azure->http.ca_file == "/tmp/ca.pem");
+  CHECK_FALSE(azure->port);
+  auto azure_plain = backends::azure_service_options_from_hub_json(hub, true);
+  REQUIRE(azure_plain);
+  CHECK_FALSE(azure_plain->http.use_tls);
+  CHECK(azure_plain->http.connect_host == "127.0.0.2");
+  CHECK(azure_plain->port == std::optional<std::uint16_t>(8080));
+  auto aws = backends::aws_service_options_from_hub_json(hub);
+  REQUIRE(aws);
+  CHECK(aws->endpoint == "localhost");
+  CHECK(aws->port == 8443);
+  CHECK(aws->region == "eu-west-1");
+  CHECK(aws->credentials.access_key_id == "AKIDEXAMPLE");
+  auto aws_plain = backends::aws_service_options_from_hub_json(hub, true);
+  REQUIRE(aws_plain);
+  CHECK(aws_plain->port == 8080);
+  CHECK_FALSE(aws_plain->http.use_tls);
+
+  auto broken = hub;
+  broken.at("aws").as_object().erase("region");
+  const auto no_region = backends::aws_service_options_from_hub_json(broken);
+  REQUIRE_FALSE(no_region);
+  CHECK(no_region.error().message.find("aws.region") != std::string::npos);
+  const auto no_azure = backends::azure_service_options_from_hub_json(json::object{});
+  REQUIRE_FALSE(no_azure);
+  CHECK(no_azure.error().kind == backends::service_failure::bad_request);
 }
