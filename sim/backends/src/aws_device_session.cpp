@@ -243,7 +243,16 @@ aws_device_session::~aws_device_session() {
   }
 }
 aws_device_session::aws_device_session(aws_device_session&&) noexcept = default;
-aws_device_session& aws_device_session::operator=(aws_device_session&&) noexcept = default;
+aws_device_session& aws_device_session::operator=(aws_device_session&& other) noexcept {
+  if (this != &other) {
+    if (impl_) {  // the session replaced goes away as the destructor would take it
+      impl_->quiet_close = true;
+      impl_->connection.abort();
+    }
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
 
 void aws_device_session::set_delta_handler(delta_handler handler) { impl_->on_delta = std::move(handler); }
 void aws_device_session::set_message_handler(message_handler handler) { impl_->on_shadow_message = std::move(handler); }

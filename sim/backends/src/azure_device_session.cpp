@@ -290,7 +290,16 @@ azure_device_session::~azure_device_session() {
   }
 }
 azure_device_session::azure_device_session(azure_device_session&&) noexcept = default;
-azure_device_session& azure_device_session::operator=(azure_device_session&&) noexcept = default;
+azure_device_session& azure_device_session::operator=(azure_device_session&& other) noexcept {
+  if (this != &other) {
+    if (impl_) {  // the session replaced goes away as the destructor would take it
+      impl_->quiet_close = true;
+      impl_->connection.abort();
+    }
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
 
 void azure_device_session::set_desired_handler(desired_handler handler) { impl_->on_desired = std::move(handler); }
 void azure_device_session::set_method_handler(method_handler handler) { impl_->on_method = std::move(handler); }

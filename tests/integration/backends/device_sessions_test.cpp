@@ -194,8 +194,16 @@ TEST_CASE("azure session: SAS connect, GET, reported patches, conditional 412", 
   }());
 }
 
-TEST_CASE("azure session: a wrong key is refused, TLS with SAS works", "[backends][azure]") {
-  hub_fixture h(hub::auth_mode::open);
+TEST_CASE("azure session: a wrong key is refused, TLS with SAS works, X.509 without a password",
+          "[backends][azure]") {
+  hub_fixture h(hub::auth_mode::open, {"cam-x509"});
+  REQUIRE(h.clients.size() == 1);
+  auth::tls_client_config x509_config;
+  x509_config.ca_file = h.local->ca_file();
+  x509_config.certificate_chain_file = h.clients[0].certificate_file;
+  x509_config.private_key_file = h.clients[0].key_file;
+  auto x509_ctx = auth::make_tls_client_context(x509_config);
+  REQUIRE(x509_ctx);
   auto ctx_config = auth::tls_client_config{};
   ctx_config.ca_file = h.local->ca_file();
   auto ctx = auth::make_tls_client_context(ctx_config);
@@ -218,6 +226,23 @@ TEST_CASE("azure session: a wrong key is refused, TLS with SAS works", "[backend
     REQUIRE_FALSE(sub);
     auto twin = co_await s.async_get_twin(request_timeout);
     CHECK(twin);
+
+    // X.509: no SAS key, so no password; the certificate (CN = device id, signed by the hub's
+    // CA) identifies the device.
+    backends::azure_device_config cam;
+    cam.device_id = "cam-x509";
+    backends::azure_device_session x(co_await asio::this_coro::executor, cam);
+    net::client_transport x509;
+    x509.kind = net::transport_kind::tls;
+    x509.tls = &*x509_ctx;
+    const auto xec = co_await x.async_connect(h.tls, x509, request_timeout);
+    REQUIRE_FALSE(xec);
+    CHECK(x.token_expiry() == std::chrono::system_clock::time_point{});
+    const auto xsub = co_await x.async_subscribe(backends::azure_subscription::twin_responses);
+    REQUIRE_FALSE(xsub);
+    const auto xpatch = jo(R"({"firmware":"1.0"})");
+    auto xv = co_await x.async_patch_reported(xpatch, std::nullopt, request_timeout);
+    CHECK(xv);
   }());
 }
 
@@ -539,5 +564,13 @@ TEST_CASE("aws session: mutual TLS on a strict hub, no certificate is refused", 
     auto g = co_await s.async_get("", request_timeout);
     REQUIRE(g);
     CHECK(g->at("state").at("reported").at("kwh") == jv("12.5"));
+
+    // Reconnect: the shadow subscriptions come back, so requests work at once.
+    const auto again = co_await s.async_reconnect(h.tls, tls, request_timeout);
+    REQUIRE_FALSE(again);
+    CHECK(s.subscribed_shadows() == std::vector<std::string>{""});
+    auto g2 = co_await s.async_get("", request_timeout);
+    REQUIRE(g2);
+    CHECK(g2->at("version") == jv("1"));
   }());
 }
