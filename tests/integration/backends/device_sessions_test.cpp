@@ -344,6 +344,38 @@ TEST_CASE("azure session: subscribe, GET, reconcile drops the notification the G
   }());
 }
 
+TEST_CASE("azure session: GET before subscribing desired misses a write in the gap (get_before_subscribe)",
+          "[backends][azure]") {
+  hub_fixture h(hub::auth_mode::open);
+  run(h.io, [&]() -> asio::awaitable<void> {
+    backends::azure_device_session s(co_await asio::this_coro::executor, azure_config(h, "late-1"));
+    std::size_t notifications = 0;
+    s.set_desired_handler([&](backends::desired_patch&) { ++notifications; });
+    const net::client_transport plain;
+    const auto ec = co_await s.async_connect(h.plain, plain, request_timeout);
+    REQUIRE_FALSE(ec);
+    const auto sub = co_await s.async_subscribe(backends::azure_subscription::twin_responses);
+    REQUIRE_FALSE(sub);
+    auto twin = co_await s.async_get_twin(request_timeout);
+    REQUIRE(twin);
+    // The write lands after the GET and before the desired subscription: nothing is queued
+    // for it (C1.1, C1.2), so this device never hears of it.
+    const auto body = jv(R"({"properties":{"desired":{"colour":"blue"}}})");
+    auto w = h.core().azure_update_twin("late-1", body, twin::if_match{}, false, std::chrono::system_clock::now());
+    REQUIRE(w);
+    const auto sub2 = co_await s.async_subscribe(backends::azure_subscription::desired);
+    REQUIRE_FALSE(sub2);
+    // Only the later write is heard: the hub notified once, for it.
+    const auto body2 = jv(R"({"properties":{"desired":{"level":2}}})");
+    auto w2 = h.core().azure_update_twin("late-1", body2, twin::if_match{}, false, std::chrono::system_clock::now());
+    REQUIRE(w2);
+    const bool heard = co_await wait_until([&] { return notifications == 1; });
+    REQUIRE(heard);
+    CHECK(h.core().counters().azure_desired_notifications == 1);
+    CHECK_FALSE(twin->desired.contains("colour"));
+  }());
+}
+
 TEST_CASE("azure session: subscription activation delay loses the notification, renewal reconnects",
           "[backends][azure]") {
   hub_fixture h(hub::auth_mode::open);
