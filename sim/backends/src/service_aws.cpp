@@ -99,7 +99,7 @@ service_result<std::unique_ptr<aws_service_client>> aws_service_client::create(a
     return detail::bad_argument("no AWS credentials (access key id and secret access key)");
   }
   if (options.signing_service.empty()) return detail::bad_argument("no SigV4 service name");
-  auto state = std::make_unique<impl>();
+  auto state = std::make_shared<impl>();
   state->options = options;
   detail::http_pool_config config;
   config.host = options.endpoint;
@@ -112,17 +112,18 @@ service_result<std::unique_ptr<aws_service_client>> aws_service_client::create(a
   return std::unique_ptr<aws_service_client>(new aws_service_client(std::move(state)));
 }
 
-aws_service_client::aws_service_client(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
+aws_service_client::aws_service_client(std::shared_ptr<impl> state) : impl_(std::move(state)) {}
 aws_service_client::~aws_service_client() {
   if (impl_ && impl_->pool) impl_->pool->close();
 }
 
 asio::awaitable<service_result<json::object>> aws_service_client::async_get_shadow(std::string_view thing,
                                                                                    std::string_view shadow) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (thing.empty()) co_return detail::bad_argument("empty thing name");
   const auto path = impl::shadow_path(thing);
   const auto query = impl::shadow_query(shadow);
-  auto r = co_await impl_->send("GET", path, query, {});
+  auto r = co_await self->send("GET", path, query, {});
   if (!r) co_return r.error();
   co_return to_object(*r);
 }
@@ -130,33 +131,36 @@ asio::awaitable<service_result<json::object>> aws_service_client::async_get_shad
 asio::awaitable<service_result<json::object>> aws_service_client::async_update_shadow(std::string_view thing,
                                                                                       std::string_view shadow,
                                                                                       const json::object& document) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (thing.empty()) co_return detail::bad_argument("empty thing name");
   const auto path = impl::shadow_path(thing);
   const auto query = impl::shadow_query(shadow);
   const auto body = json::serialize(document);
-  auto r = co_await impl_->send("POST", path, query, body);
+  auto r = co_await self->send("POST", path, query, body);
   if (!r) co_return r.error();
   co_return to_object(*r);
 }
 
 asio::awaitable<service_result<json::object>> aws_service_client::async_delete_shadow(std::string_view thing,
                                                                                       std::string_view shadow) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (thing.empty()) co_return detail::bad_argument("empty thing name");
   const auto path = impl::shadow_path(thing);
   const auto query = impl::shadow_query(shadow);
-  auto r = co_await impl_->send("DELETE", path, query, {});
+  auto r = co_await self->send("DELETE", path, query, {});
   if (!r) co_return r.error();
   co_return to_object(*r);
 }
 
 asio::awaitable<service_result<named_shadow_page>> aws_service_client::async_list_named_shadows(
     std::string_view thing, std::string_view next_token, std::uint32_t page_size) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (thing.empty()) co_return detail::bad_argument("empty thing name");
   const auto path = "/api/things/shadow/ListNamedShadowsForThing/" + detail::path_segment(thing);
   std::vector<auth::query_param> query;
   if (!next_token.empty()) query.push_back({"nextToken", std::string(next_token)});
   if (page_size != 0) query.push_back({"pageSize", std::to_string(page_size)});
-  auto r = co_await impl_->send("GET", path, query, {});
+  auto r = co_await self->send("GET", path, query, {});
   if (!r) co_return r.error();
   auto body = to_object(*r);
   if (!body) co_return body.error();

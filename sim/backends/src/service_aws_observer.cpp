@@ -107,7 +107,7 @@ std::optional<shadow_document_event> aws_shadow_observer::parse_document(std::st
 
 boost::system::result<std::unique_ptr<aws_shadow_observer>> aws_shadow_observer::create(
     asio::any_io_executor executor, const aws_shadow_observer_options& options) {
-  auto state = std::make_unique<impl>(std::move(executor), options);
+  auto state = std::make_shared<impl>(std::move(executor), options);
   if (options.use_tls) {
     auth::tls_client_config tc;
     tc.ca_file = options.ca_file;
@@ -123,8 +123,10 @@ boost::system::result<std::unique_ptr<aws_shadow_observer>> aws_shadow_observer:
   return std::unique_ptr<aws_shadow_observer>(new aws_shadow_observer(std::move(state)));
 }
 
-aws_shadow_observer::aws_shadow_observer(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
-aws_shadow_observer::~aws_shadow_observer() = default;
+aws_shadow_observer::aws_shadow_observer(std::shared_ptr<impl> state) : impl_(std::move(state)) {}
+aws_shadow_observer::~aws_shadow_observer() {
+  if (impl_) impl_->connection.abort();  // a start still running ends with an error
+}
 
 void aws_shadow_observer::set_handler(document_handler handler) { impl_->handler = std::move(handler); }
 void aws_shadow_observer::set_closed_handler(closed_handler handler) {
@@ -132,8 +134,9 @@ void aws_shadow_observer::set_closed_handler(closed_handler handler) {
 }
 
 asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
+  const auto self = impl_;  // the client may be destroyed while this runs
   using namespace asio::experimental::awaitable_operators;
-  auto& m = *impl_;
+  auto& m = *self;
   net::client_transport transport;
   transport.kind = m.options.use_tls ? net::transport_kind::tls : net::transport_kind::tcp;
   transport.tls = m.tls.get();
@@ -174,11 +177,12 @@ asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
 }
 
 asio::awaitable<void> aws_shadow_observer::async_stop() {
-  if (!impl_->connection.connected()) {
-    impl_->connection.abort();
+  const auto self = impl_;  // the client may be destroyed while this runs
+  if (!self->connection.connected()) {
+    self->connection.abort();
     co_return;
   }
-  const auto ec = co_await impl_->connection.async_disconnect();
+  const auto ec = co_await self->connection.async_disconnect();
   (void)ec;
 }
 

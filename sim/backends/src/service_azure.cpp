@@ -258,7 +258,7 @@ service_result<std::unique_ptr<azure_service_client>> azure_service_client::crea
                                                                                   const azure_service_options& options) {
   auto parsed = parse_azure_service_connection_string(options.connection_string);
   if (!parsed) return parsed.error();
-  auto state = std::make_unique<impl>();
+  auto state = std::make_shared<impl>();
   state->executor = executor;
   state->options = options;
   state->connection = std::move(*parsed);
@@ -274,49 +274,54 @@ service_result<std::unique_ptr<azure_service_client>> azure_service_client::crea
   return std::unique_ptr<azure_service_client>(new azure_service_client(std::move(state)));
 }
 
-azure_service_client::azure_service_client(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
+azure_service_client::azure_service_client(std::shared_ptr<impl> state) : impl_(std::move(state)) {}
 azure_service_client::~azure_service_client() {
   if (impl_ && impl_->pool) impl_->pool->close();
 }
 
 asio::awaitable<service_result<twin_document>> azure_service_client::async_get_twin(std::string_view device_id) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (device_id.empty()) co_return detail::bad_argument("empty device id");
   const auto path = "/twins/" + detail::path_segment(device_id);
-  auto r = co_await impl_->send("GET", path, nullptr, {}, impl_->options.http.request_timeout);
+  auto r = co_await self->send("GET", path, nullptr, {}, self->options.http.request_timeout);
   if (!r) co_return r.error();
   co_return impl::to_twin(*r);
 }
 
 asio::awaitable<service_result<twin_document>> azure_service_client::async_patch_twin_desired(
     std::string_view device_id, const json::object& desired, std::string_view etag) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (device_id.empty()) co_return detail::bad_argument("empty device id");
   json::object properties;
   properties["desired"] = desired;
   json::object patch;
   patch["properties"] = std::move(properties);
   const json::value body = std::move(patch);
-  co_return co_await impl_->twin_write("PATCH", device_id, body, etag);
+  co_return co_await self->twin_write("PATCH", device_id, body, etag);
 }
 
 asio::awaitable<service_result<twin_document>> azure_service_client::async_patch_twin(std::string_view device_id,
                                                                                       const json::object& patch,
                                                                                       std::string_view etag) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (device_id.empty()) co_return detail::bad_argument("empty device id");
   const json::value body = patch;
-  co_return co_await impl_->twin_write("PATCH", device_id, body, etag);
+  co_return co_await self->twin_write("PATCH", device_id, body, etag);
 }
 
 asio::awaitable<service_result<twin_document>> azure_service_client::async_replace_twin(std::string_view device_id,
                                                                                         const json::object& twin,
                                                                                         std::string_view etag) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (device_id.empty()) co_return detail::bad_argument("empty device id");
   const json::value body = twin;
-  co_return co_await impl_->twin_write("PUT", device_id, body, etag);
+  co_return co_await self->twin_write("PUT", device_id, body, etag);
 }
 
 asio::awaitable<service_result<method_result>> azure_service_client::async_invoke_method(
     std::string_view device_id, std::string_view method_name, const json::value& payload,
     std::chrono::seconds response_timeout, std::chrono::seconds connect_timeout) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (device_id.empty()) co_return detail::bad_argument("empty device id");
   if (method_name.empty()) co_return detail::bad_argument("empty method name");
   json::object request;
@@ -326,9 +331,9 @@ asio::awaitable<service_result<method_result>> azure_service_client::async_invok
   request["payload"] = payload;
   const json::value body = std::move(request);
   const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(response_timeout + connect_timeout) +
-                       impl_->options.http.request_timeout;
+                       self->options.http.request_timeout;
   const auto path = "/twins/" + detail::path_segment(device_id) + "/methods";
-  auto r = co_await impl_->send("POST", path, &body, {}, timeout);
+  auto r = co_await self->send("POST", path, &body, {}, timeout);
   if (!r) co_return r.error();
   auto answer = impl::to_object(*r);
   if (!answer) co_return answer.error();
@@ -344,28 +349,32 @@ asio::awaitable<service_result<method_result>> azure_service_client::async_invok
 
 asio::awaitable<service_result<json::object>> azure_service_client::async_create_or_update_device(
     std::string_view device_id, const device_keys& keys) {
-  co_return co_await impl_->put_device(device_id, &keys);
+  const auto self = impl_;  // the client may be destroyed while this runs
+  co_return co_await self->put_device(device_id, &keys);
 }
 
 asio::awaitable<service_result<json::object>> azure_service_client::async_create_or_update_device(
     std::string_view device_id) {
-  co_return co_await impl_->put_device(device_id, nullptr);
+  const auto self = impl_;  // the client may be destroyed while this runs
+  co_return co_await self->put_device(device_id, nullptr);
 }
 
 asio::awaitable<service_result<json::object>> azure_service_client::async_get_device(std::string_view device_id) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (device_id.empty()) co_return detail::bad_argument("empty device id");
-  co_await impl_->registry.wait();
+  co_await self->registry.wait();
   const auto path = "/devices/" + detail::path_segment(device_id);
-  auto r = co_await impl_->send("GET", path, nullptr, {}, impl_->options.http.request_timeout);
+  auto r = co_await self->send("GET", path, nullptr, {}, self->options.http.request_timeout);
   if (!r) co_return r.error();
   co_return impl::to_object(*r);
 }
 
 asio::awaitable<service_result<void>> azure_service_client::async_delete_device(std::string_view device_id) {
+  const auto self = impl_;  // the client may be destroyed while this runs
   if (device_id.empty()) co_return detail::bad_argument("empty device id");
-  co_await impl_->registry.wait();
+  co_await self->registry.wait();
   const auto path = "/devices/" + detail::path_segment(device_id);
-  auto r = co_await impl_->send("DELETE", path, nullptr, "\"*\"", impl_->options.http.request_timeout);
+  auto r = co_await self->send("DELETE", path, nullptr, "\"*\"", self->options.http.request_timeout);
   if (!r) co_return r.error();
   if (r->status < 200 || r->status >= 300) co_return azure_http_error(*r);
   co_return service_result<void>{};

@@ -683,3 +683,45 @@ TEST_CASE("hub.json: options for HTTPS, plain HTTP, and missing fields named", "
   REQUIRE_FALSE(no_azure);
   CHECK(no_azure.error().kind == backends::service_failure::bad_request);
 }
+
+TEST_CASE("destroying a client with requests in flight fails them as cancelled", "[backends]") {
+  hub_fixture f;
+  // A listener that never accepts: connections complete in the kernel's backlog and requests
+  // then wait for an answer that never comes.
+  asio::ip::tcp::acceptor silent(f.io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  const auto port = silent.local_endpoint().port();
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto options = f.azure_options();
+    options.http.use_tls = false;
+    options.port = port;
+    options.http.max_connections = 2;
+    auto made = backends::azure_service_client::create(executor, options);
+    REQUIRE(made);
+    std::unique_ptr<backends::azure_service_client> client = std::move(*made);
+    constexpr int total = 10;
+    int finished = 0;
+    std::vector<backends::service_failure> failures;
+    auto* raw = client.get();
+    for (int i = 0; i < total; ++i) {
+      asio::co_spawn(
+          executor,
+          [&, raw]() -> asio::awaitable<void> {
+            auto twin = co_await raw->async_get_twin("gone-1");
+            if (!twin) failures.push_back(twin.error().kind);
+            ++finished;
+          },
+          asio::detached);
+    }
+    // Two requests are on the wire, the other eight queue for a connection: every request
+    // has started and holds the client's state.
+    const bool queued = co_await wait_until(
+        [&] { return client->pool_stats().waited == total - 2 && client->pool_stats().requests == 2; }, 5000ms);
+    REQUIRE(queued);
+    client.reset();
+    const bool all = co_await wait_until([&] { return finished == total; }, 10000ms);
+    REQUIRE(all);
+    CHECK(failures.size() == static_cast<std::size_t>(total));
+    for (auto kind : failures) CHECK(kind == backends::service_failure::cancelled);
+  });
+}

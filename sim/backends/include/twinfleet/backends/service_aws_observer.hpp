@@ -104,8 +104,8 @@ class aws_shadow_observer {
   struct impl;
 
  private:
-  explicit aws_shadow_observer(std::unique_ptr<impl> state);
-  std::unique_ptr<impl> impl_;
+  explicit aws_shadow_observer(std::shared_ptr<impl> state);
+  std::shared_ptr<impl> impl_;  // shared with running operations, so they outlive the handle
 };
 
 }  // namespace twinfleet::backends

@@ -149,8 +149,8 @@ class azure_service_client {
   struct impl;
 
  private:
-  explicit azure_service_client(std::unique_ptr<impl> state);
-  std::unique_ptr<impl> impl_;
+  explicit azure_service_client(std::shared_ptr<impl> state);
+  std::shared_ptr<impl> impl_;  // shared with running operations, so they outlive the handle
 };
 
 }  // namespace twinfleet::backends
