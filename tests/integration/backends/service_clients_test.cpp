@@ -725,3 +725,22 @@ TEST_CASE("destroying a client with requests in flight fails them as cancelled",
     for (auto kind : failures) CHECK(kind == backends::service_failure::cancelled);
   });
 }
+
+TEST_CASE("SAS policy tokens are renewed: a request after the first token expired still authorizes", "[backends]") {
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    auto options = f.azure_options();
+    options.token_lifetime = 1s;  // expires within a second; renewed once expired at the latest
+    options.token_renew_before = 0s;
+    auto made = backends::azure_service_client::create(co_await asio::this_coro::executor, options);
+    REQUIRE(made);
+    auto& client = **made;
+    auto created = co_await client.async_create_or_update_device("renew-1");
+    REQUIRE(created);
+    // The hub refuses an expired token (401003); the client must have made a new one.
+    co_await sleep_for(1500ms);
+    auto twin = co_await client.async_get_twin("renew-1");
+    INFO((twin ? std::string() : str(twin.error())));
+    REQUIRE(twin);
+  });
+}
