@@ -355,10 +355,10 @@ TEST_CASE("azure registry: create or update with given or generated keys, paced 
     REQUIRE(read);
     CHECK(read->at("deviceId").as_string() == "meter-2");
     const auto elapsed = std::chrono::steady_clock::now() - started;
-    // Five registry operations at 20/s with no burst: four waited for the bucket, and the last
-    // could not start before 4 x 50 ms had passed.
-    CHECK(client.registry_paced() == 4);
-    CHECK(elapsed >= 190ms);
+    // Five registry operations at 20/s with no burst: the last could not start before 4 x 50 ms
+    // had passed, however fast the hub answered. (How many of them had to wait depends on how
+    // long each took: not asserted.)
+    CHECK(elapsed >= 195ms);
 
     auto gone = co_await client.async_delete_device("meter-3");
     REQUIRE(gone);
@@ -730,15 +730,16 @@ TEST_CASE("SAS policy tokens are renewed: a request after the first token expire
   hub_fixture f;
   f.run([&]() -> asio::awaitable<void> {
     auto options = f.azure_options();
-    options.token_lifetime = 1s;  // expires within a second; renewed once expired at the latest
-    options.token_renew_before = 0s;
+    // Tokens live 1-2 s (the expiry is whole seconds) and are renewed in their last second.
+    options.token_lifetime = 2s;
+    options.token_renew_before = 1s;
     auto made = backends::azure_service_client::create(co_await asio::this_coro::executor, options);
     REQUIRE(made);
     auto& client = **made;
     auto created = co_await client.async_create_or_update_device("renew-1");
     REQUIRE(created);
     // The hub refuses an expired token (401003); the client must have made a new one.
-    co_await sleep_for(1500ms);
+    co_await sleep_for(2200ms);
     auto twin = co_await client.async_get_twin("renew-1");
     INFO((twin ? std::string() : str(twin.error())));
     REQUIRE(twin);
