@@ -175,6 +175,21 @@ asio::awaitable<service_result<named_shadow_page>> aws_service_client::async_lis
   co_return page;
 }
 
+asio::awaitable<service_result<void>> aws_service_client::async_publish(std::string_view topic,
+                                                                       std::string_view payload, int qos) {
+  const auto self = impl_;  // the client may be destroyed while this runs
+  if (topic.empty()) co_return detail::bad_argument("empty topic");
+  if (qos != 0 && qos != 1) co_return detail::bad_argument("qos must be 0 or 1");
+  // The topic as one encoded label ("cmd%2Flamp-1"), as the AWS SDKs send it.
+  const auto path = "/topics/" + detail::path_segment(topic);
+  std::vector<auth::query_param> query;
+  query.push_back({"qos", std::to_string(qos)});
+  auto r = co_await self->send("POST", path, query, payload);
+  if (!r) co_return r.error();
+  if (r->status < 200 || r->status >= 300) co_return aws_http_error(*r);
+  co_return service_result<void>{};
+}
+
 http_pool_stats aws_service_client::pool_stats() const { return impl_->pool->stats(); }
 
 }  // namespace twinfleet::backends

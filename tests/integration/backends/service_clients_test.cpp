@@ -745,3 +745,52 @@ TEST_CASE("SAS policy tokens are renewed: a request after the first token expire
     REQUIRE(twin);
   });
 }
+
+TEST_CASE("aws HTTPS publish reaches a device subscribed to the command topic", "[backends]") {
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto tls = auth::make_tls_client_context([&] {
+      auth::tls_client_config c;
+      c.ca_file = f.ca_file();
+      return c;
+    }());
+    REQUIRE(tls);
+    net::client_connection device(executor);
+    std::vector<std::pair<std::string, std::string>> received;
+    device.set_message_handler([&](const mqtt::publish_packet& p) {
+      received.emplace_back(std::string(p.topic), std::string(p.payload));
+    });
+    mqtt::connect_packet hello;
+    hello.keep_alive = 60;
+    hello.client_id = "lamp-9";
+    net::client_transport transport;
+    transport.kind = net::transport_kind::tls;
+    transport.tls = &*tls;
+    transport.server_name = "localhost";
+    const auto connected = co_await device.async_connect("127.0.0.1", f.mqtts_port, transport, hello, 5000ms);
+    REQUIRE_FALSE(connected);
+    std::array<mqtt::subscription, 1> subs{};
+    subs[0].filter = "cmd/lamp-9/#";
+    subs[0].qos = mqtt::qos::at_least_once;
+    const std::span<const mqtt::subscription> span(subs);
+    auto granted = co_await device.async_subscribe(span);
+    REQUIRE(granted);
+
+    auto client = backends::aws_service_client::create(executor, f.aws_options());
+    REQUIRE(client);
+    const std::string command = R"({"method":"blink","times":2})";
+    auto published = co_await (*client)->async_publish("cmd/lamp-9/blink", command, 1);
+    INFO((published ? std::string() : str(published.error())));
+    REQUIRE(published);
+    const bool arrived = co_await wait_until([&] { return !received.empty(); }, 5000ms);
+    REQUIRE(arrived);
+    CHECK(received[0].first == "cmd/lamp-9/blink");
+    CHECK(received[0].second == command);
+
+    auto bad_qos = co_await (*client)->async_publish("cmd/lamp-9/blink", command, 2);
+    REQUIRE_FALSE(bad_qos);
+    CHECK(bad_qos.error().kind == backends::service_failure::bad_request);
+    co_await device.async_disconnect();
+  });
+}

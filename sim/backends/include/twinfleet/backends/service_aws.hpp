@@ -1,5 +1,6 @@
 // The AWS IoT Device Shadow data plane, as a solution back end calls it (PROTOCOLS.md B8, B10):
-// GET/POST/DELETE /things/{thing}/shadow[?name=S] and ListNamedShadowsForThing, signed with
+// GET/POST/DELETE /things/{thing}/shadow[?name=S], ListNamedShadowsForThing and HTTPS
+// publish (POST /topics/{topic}), signed with
 // SigV4 (service "iotdata", as the AWS SDKs sign iot-data), over HTTPS with a CA.
 //
 //   backends::aws_service_options o;
@@ -76,6 +77,11 @@ class aws_service_client {
   boost::asio::awaitable<service_result<named_shadow_page>> async_list_named_shadows(std::string_view thing,
                                                                                     std::string_view next_token,
                                                                                     std::uint32_t page_size);
+
+  // POST /topics/{topic}?qos=0|1 (HTTPS publish, B8): how a back end sends commands to AWS
+  // devices on a topic they subscribe to. `qos` 0 or 1. Errors: 400 (bad topic or qos), 403, 429.
+  boost::asio::awaitable<service_result<void>> async_publish(std::string_view topic, std::string_view payload,
+                                                             int qos);
 
   [[nodiscard]] http_pool_stats pool_stats() const;
 
