@@ -156,15 +156,24 @@ void add_client_token(json::object& doc, std::optional<std::string_view> token) 
   if (token) doc[key_client_token] = *token;
 }
 
-// One side of /update/documents: {"state":{…},"metadata":{…},"version":N}.
-json::object snapshot(const json::object& desired, const json::object& reported, const json::object& desired_meta,
-                      const json::object& reported_meta, std::int64_t version) {
+// One side of /update/documents: {"state":{…},"metadata":{…},"version":N}. Takes its parts by
+// value so a caller that no longer needs them can move them in.
+json::object snapshot(json::object desired, json::object reported, json::object desired_meta,
+                      json::object reported_meta, std::int64_t version) {
   json::object out;
-  out[key_state] = sections(desired, reported);
+  json::object state;
   json::object meta;
-  // Metadata sections follow the state's: present exactly when the state section is.
-  if (!desired.empty()) meta[key_desired] = desired_meta;
-  if (!reported.empty()) meta[key_reported] = reported_meta;
+  // Empty sections are left out (see sections()); metadata sections follow the state's:
+  // present exactly when the state section is.
+  if (!desired.empty()) {
+    state[key_desired] = std::move(desired);
+    meta[key_desired] = std::move(desired_meta);
+  }
+  if (!reported.empty()) {
+    state[key_reported] = std::move(reported);
+    meta[key_reported] = std::move(reported_meta);
+  }
+  out[key_state] = std::move(state);
   out[key_metadata] = std::move(meta);
   out[key_version] = version;
   return out;
@@ -180,6 +189,45 @@ bool has_non_finite_number(const json::value& v) {
   }
   if (v.is_array()) return std::any_of(v.get_array().begin(), v.get_array().end(), has_non_finite_number);
   return false;
+}
+
+// An upper bound of json::serialize(v).size() that costs a walk instead of a serialization:
+// a string byte takes at most 6 bytes escaped (\u00XX), a number at most 32 characters
+// (Boost.JSON writes at most 27), and the punctuation is counted as written.
+std::size_t serialized_size_bound(const json::value& v);
+
+std::size_t serialized_size_bound(const json::object& o) {
+  std::size_t n = 2 + o.size();  // braces; one ':' and one ',' per member, minus one
+  for (const auto& member : o) n += 2 + 6 * member.key().size() + 1 + serialized_size_bound(member.value());
+  return n;
+}
+
+std::size_t serialized_size_bound(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object:
+      return serialized_size_bound(v.get_object());
+    case json::kind::array: {
+      std::size_t n = 2 + v.get_array().size();
+      for (const auto& element : v.get_array()) n += serialized_size_bound(element);
+      return n;
+    }
+    case json::kind::string:
+      return 2 + 6 * v.get_string().size();
+    case json::kind::bool_:
+    case json::kind::null:
+      return 5;
+    default:
+      return 32;
+  }
+}
+
+// aws_state_size(desired, reported) <= max, serializing only when the cheap bound is over it
+// (serializing the whole state on every update was a large share of an update's cost).
+bool state_fits(const json::object& desired, const json::object& reported, std::size_t max) {
+  std::size_t bound = 0;
+  if (!desired.empty()) bound += serialized_size_bound(desired);
+  if (!reported.empty()) bound += serialized_size_bound(reported);
+  return bound <= max || aws_state_size(desired, reported) <= max;
 }
 
 bool is_blank(std::string_view text) {
@@ -375,7 +423,7 @@ result<aws_shadow::update_outcome> aws_shadow::update(const json::object& reques
   apply(key_desired, desired_patch, desired, desired_meta);
   apply(key_reported, reported_patch, reported, reported_meta);
 
-  if (aws_state_size(desired, reported) > limits_.max_state_bytes) {
+  if (!state_fits(desired, reported, limits_.max_state_bytes)) {
     return make_error(aws_code::payload_too_large, aws_message::payload_too_large);
   }
 
@@ -390,8 +438,10 @@ result<aws_shadow::update_outcome> aws_shadow::update(const json::object& reques
 
   // B3.5: previous is null when this update creates the shadow, a re-creation after remove()
   // included (the deleted state is gone; only its version number lives on).
+  // The old state is replaced below, so `previous` takes it over instead of copying it.
   if (exists_) {
-    out.documents[key_previous] = snapshot(desired_, reported_, desired_meta_, reported_meta_, version_);
+    out.documents[key_previous] = snapshot(std::move(desired_), std::move(reported_), std::move(desired_meta_),
+                                           std::move(reported_meta_), version_);
   } else {
     out.documents[key_previous] = nullptr;
   }
