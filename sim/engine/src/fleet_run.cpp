@@ -2,6 +2,9 @@
 #include <twinfleet/engine/fleet_run.hpp>
 
 #include <twinfleet/auth/tls.hpp>
+#include <twinfleet/backends/service_aws.hpp>
+#include <twinfleet/backends/service_azure.hpp>
+#include <twinfleet/backends/service_hub_json.hpp>
 #include <twinfleet/device/aws_runner.hpp>
 #include <twinfleet/device/azure_runner.hpp>
 #include <twinfleet/device/random.hpp>
@@ -282,8 +285,17 @@ bool has_any(const std::vector<std::string>& names, std::string_view name) {
   return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
 }
 
+// The back end's REST clients (the same code that serves the azure and aws targets), on the
+// hub's thread, and the requests they have in flight.
+struct service_clients {
+  std::unique_ptr<backends::azure_service_client> azure;
+  std::unique_ptr<backends::aws_service_client> aws;
+  std::atomic<int> in_flight{0};
+};
+
 // Everything the back-end driver and the progress line share; lives on the hub's thread.
 struct backend_context {
+  service_clients& svc;
   hub::local_hub& hub;
   const scenario::scenario& s;
   const std::vector<scenario::device_spec>& devices;
@@ -313,11 +325,51 @@ asio::awaitable<void> sleep_until(steady::time_point t) {
   (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+// The back end's operations, through the REST service APIs. Latency counts from the
+// operation's intended start; the write's version goes to the convergence tracker.
+asio::awaitable<void> write_op(backend_context& ctx, std::string id, scenario::dialect via, std::string shadow,
+                               json::object desired, steady::time_point intended) {
+  const auto sent = steady::now();
+  if (via == scenario::dialect::azure) {
+    auto r = co_await ctx.svc.azure->async_patch_twin_desired(id, desired);
+    ctx.stats.record("desired_write", steady::now() - intended, r.has_value());
+    if (r) ctx.tracker.written(id, r->desired_version(), sent, ctx.stats);
+  } else {
+    json::object document{{"state", json::object{{"desired", std::move(desired)}}}};
+    auto r = co_await ctx.svc.aws->async_update_shadow(id, shadow, document);
+    ctx.stats.record("shadow_update", steady::now() - intended, r.has_value());
+    if (r) {
+      if (const auto* v = r->if_contains("version"); v != nullptr && v->is_int64()) {
+        ctx.tracker.written(device::shadow_key(id, shadow), v->get_int64(), sent, ctx.stats);
+      }
+    }
+  }
+  --ctx.svc.in_flight;
+}
+
+asio::awaitable<void> read_op(backend_context& ctx, std::string id, scenario::dialect via, std::string shadow,
+                              steady::time_point intended) {
+  if (via == scenario::dialect::azure) {
+    auto r = co_await ctx.svc.azure->async_get_twin(id);
+    ctx.stats.record("twin_read", steady::now() - intended, r.has_value());
+  } else {
+    auto r = co_await ctx.svc.aws->async_get_shadow(id, shadow);
+    ctx.stats.record("shadow_read", steady::now() - intended, r.has_value() || r.error().not_found());
+  }
+  --ctx.svc.in_flight;
+}
+
+asio::awaitable<void> method_op(backend_context& ctx, std::string id, std::string name, steady::time_point intended) {
+  const json::value payload = json::object{};
+  auto r = co_await ctx.svc.azure->async_invoke_method(id, name, payload, std::chrono::seconds(10));
+  ctx.stats.record("method", steady::now() - intended, r.has_value() && r->status < 400);
+  --ctx.svc.in_flight;
+}
+
 // One kind of back-end load over the phases: writes, method calls or twin reads.
 enum class load_kind { desired_writes, method_calls, twin_reads };
 
 asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
-  auto& core = ctx.hub.core();
   for (const auto& window : scenario::phase_timeline(ctx.s)) {
     const auto& ph = ctx.s.phases[window.phase];
     const auto& load = kind == load_kind::desired_writes ? ph.backend.desired_writes
@@ -336,19 +388,15 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
       if (*due > steady::now()) co_await sleep_until(*due);
       if (!ctx.running()) co_return;
       const auto intended = *due;
+      // Open model: each operation runs on its own, so a slow answer never delays the next.
       if (kind == load_kind::twin_reads) {
         const auto* d = ctx.pick([](const scenario::device_spec&) { return true; });
         if (d == nullptr) continue;
-        if (d->via == scenario::dialect::azure) {
-          auto twin = core.azure_get_twin(d->id);
-          ctx.stats.record("twin_read", steady::now() - intended, twin.has_value());
-        } else {
-          const auto& shadow = d->shadows[ctx.random.below(d->shadows.size())];
-          auto doc = core.aws_get_shadow(d->id, shadow, std::chrono::system_clock::now());
-          ctx.stats.record("shadow_read", steady::now() - intended, doc.has_value() || doc.error().code == 404);
-        }
+        std::string shadow;
+        if (d->via == scenario::dialect::aws) shadow = d->shadows[ctx.random.below(d->shadows.size())];
+        ++ctx.svc.in_flight;
+        asio::co_spawn(co_await asio::this_coro::executor, read_op(ctx, d->id, d->via, shadow, intended), asio::detached);
       } else if (kind == load_kind::desired_writes) {
-        std::string name;
         const auto* d = ctx.pick([&](const scenario::device_spec& d) {
           for (const auto& w : d.profile->desired) {
             if (has_any(load.names, w.name)) return true;
@@ -363,25 +411,12 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
         const auto* prop = props[ctx.random.below(props.size())];
         auto value = random_value(prop->schema, ctx.random);
         if (!value) continue;
-        const auto sent = steady::now();
-        if (d->via == scenario::dialect::azure) {
-          json::object body{{"properties", json::object{{"desired", json::object{{prop->name, *value}}}}}};
-          auto twin = core.azure_update_twin(d->id, body, {}, false, std::chrono::system_clock::now());
-          ctx.stats.record("desired_write", steady::now() - intended, twin.has_value());
-          if (twin) {
-            const auto version = twin->at("properties").at("desired").at("$version").to_number<std::int64_t>();
-            ctx.tracker.written(d->id, version, sent, ctx.stats);
-          }
-        } else {
-          const auto& shadow = d->shadows[ctx.random.below(d->shadows.size())];
-          json::object body{{"state", json::object{{"desired", json::object{{prop->name, *value}}}}}};
-          auto accepted = core.aws_update_shadow(d->id, shadow, json::serialize(body), std::chrono::system_clock::now());
-          ctx.stats.record("shadow_update", steady::now() - intended, accepted.has_value());
-          if (accepted) {
-            const auto version = accepted->at("version").to_number<std::int64_t>();
-            ctx.tracker.written(device::shadow_key(d->id, shadow), version, sent, ctx.stats);
-          }
-        }
+        std::string shadow;
+        if (d->via == scenario::dialect::aws) shadow = d->shadows[ctx.random.below(d->shadows.size())];
+        json::object desired{{prop->name, std::move(*value)}};
+        ++ctx.svc.in_flight;
+        asio::co_spawn(co_await asio::this_coro::executor,
+                       write_op(ctx, d->id, d->via, shadow, std::move(desired), intended), asio::detached);
       } else {
         const auto* d = ctx.pick([&](const scenario::device_spec& d) {
           if (d.via != scenario::dialect::azure) return false;
@@ -396,12 +431,8 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
           if (has_any(load.names, c.name)) cmds.push_back(&c);
         }
         const auto* cmd = cmds[ctx.random.below(cmds.size())];
-        json::object body{{"methodName", cmd->name}, {"payload", json::object{}}, {"responseTimeoutInSeconds", 10}};
-        auto& stats = ctx.stats;
-        core.azure_invoke_method(d->id, body, std::chrono::system_clock::now(),
-                                 [&stats, intended](twin::result<hub::method_response> r) {
-                                   stats.record("method", steady::now() - intended, r.has_value());
-                                 });
+        ++ctx.svc.in_flight;
+        asio::co_spawn(co_await asio::this_coro::executor, method_op(ctx, d->id, cmd->name, intended), asio::detached);
       }
     }
   }
@@ -488,7 +519,8 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   hub_options.certs_dir = certs;
   const bool tls = local->via == scenario::transport::tls;
   hub_options.listeners = {{tls ? hub::listener_protocol::mqtts : hub::listener_protocol::mqtt,
-                            {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+                            {asio::ip::make_address("127.0.0.1"), 0}, {}},
+                           {hub::listener_protocol::http, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
   hub_options.log = [&](std::string_view line) { out(std::string("hub: ") + std::string(line)); };
   hub::local_hub hub(hub_io.get_executor(), hub_options);
   if (auto ec = hub.start()) return twin::error{1, "the local hub cannot start: " + ec.message()};
@@ -500,6 +532,25 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     auto ctx = auth::make_tls_client_context(c);
     if (!ctx) return twin::error{1, "TLS client context: " + ctx.error().message()};
     client_tls.emplace(std::move(*ctx));
+  }
+
+  // The back end talks to the hub as it would to the clouds: REST over loopback (plain HTTP,
+  // the hub's load-test listener), with the keys hub.json gives.
+  service_clients svc;
+  {
+    const auto description = hub.describe();
+    auto azure_options = backends::azure_service_options_from_hub_json(description, true);
+    auto aws_options = backends::aws_service_options_from_hub_json(description, true);
+    if (!azure_options) return twin::error{1, "the back end's Azure client: " + azure_options.error().message};
+    if (!aws_options) return twin::error{1, "the back end's AWS client: " + aws_options.error().message};
+    azure_options->http.max_connections = 16;
+    aws_options->http.max_connections = 16;
+    auto azure_client = backends::azure_service_client::create(hub_io.get_executor(), *azure_options);
+    auto aws_client = backends::aws_service_client::create(hub_io.get_executor(), *aws_options);
+    if (!azure_client) return twin::error{1, "the back end's Azure client: " + azure_client.error().message};
+    if (!aws_client) return twin::error{1, "the back end's AWS client: " + aws_client.error().message};
+    svc.azure = std::move(*azure_client);
+    svc.aws = std::move(*aws_client);
   }
 
   run_stats stats;
@@ -571,7 +622,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     }
   }
 
-  backend_context ctx{hub, s, azure, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
+  backend_context ctx{svc, hub, s, azure, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
   for (auto kind : {load_kind::desired_writes, load_kind::method_calls, load_kind::twin_reads}) {
     asio::co_spawn(hub_io, drive(ctx, kind), asio::detached);
   }
@@ -592,8 +643,16 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   while (finished.load() < azure.size() && steady::now() < grace) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   rt.stop();
   const auto finished_at = steady::now();
+  // Back-end requests still on their way finish (bounded), then the clients go, on the hub's
+  // thread, before the hub stops.
+  const auto drain = steady::now() + std::chrono::seconds(5);
+  while (svc.in_flight.load() > 0 && steady::now() < drain) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   bool hub_stopped = false;
-  asio::post(hub_io, [&] { hub.async_stop([&] { hub_stopped = true; hub_io.stop(); }); });
+  asio::post(hub_io, [&] {
+    svc.azure.reset();
+    svc.aws.reset();
+    hub.async_stop([&] { hub_stopped = true; hub_io.stop(); });
+  });
   hub_thread.join();
   std::error_code ignored;
   std::filesystem::remove_all(certs, ignored);
