@@ -17,11 +17,12 @@ using twinfleet::test::temp_dir;
 namespace {
 
 // A small fleet of the shipped profiles: Azure bulbs and AWS thermostats with a named shadow.
-std::filesystem::path write_scenario(const temp_dir& dir, std::string_view duration) {
+std::filesystem::path write_scenario(const temp_dir& dir, std::string_view duration,
+                                     std::string target = "{ type: local, transport: tls }") {
   const auto root = std::filesystem::path(TWINFLEET_SOURCE_DIR);
   const auto file = dir.path() / "small.yaml";
   std::ofstream out(file);
-  out << "name: small\nseed: 5\ntarget: { type: local, transport: tls }\n"
+  out << "name: small\nseed: 5\ntarget: " << target << "\n"
       << "fleet:\n"
       << "  - { profile: " << (root / "device-profiles/lightbulb.yaml").string() << ", count: 20, dialect: azure }\n"
       << "  - { profile: " << (root / "device-profiles/thermostat.yaml").string()
@@ -85,4 +86,25 @@ TEST_CASE("twinfleet run: a bad scenario is every error with its place, exit 2",
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("bad.yaml:3:") != std::string::npos);
   CHECK(r.err.find("fleet[0]") != std::string::npos);
+}
+
+TEST_CASE("twinfleet run: target hub drives a separate `twinfleet hub` found through its hub.json",
+          "[cli][run][integration]") {
+  temp_dir hub_dir;
+  child_process hub(TWINFLEET_CLI, {"hub", "--certs", hub_dir.path().string(), "--listen-mqtts", "127.0.0.1:0",
+                                    "--listen-https", "127.0.0.1:0", "--listen-http", "127.0.0.1:0"});
+  REQUIRE(hub.wait_until([&] { return hub.out().find("twinfleet hub ready") != std::string::npos; }, 20s));
+  temp_dir dir;
+  const auto scenario =
+      write_scenario(dir, "4s", "{ type: hub, hub_json: " + (hub_dir.path() / "hub.json").string() + ", transport: tls }");
+  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--quiet"}, 90s);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err << "\nhub: " << hub.out() << hub.err());
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("30 devices planned, 30 connected at the peak, 0 connect failures") != std::string::npos);
+  CHECK(count_of(r.out, "desired_write") > 10);
+  CHECK(count_of(r.out, "shadow_update") > 10);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, std::regex("sync: ([0-9]+) desired writes, ([0-9]+) converged")));
+  CHECK(std::stoll(m[2]) >= std::stoll(m[1]) - 10);
+  CHECK(hub.stop(SIGTERM) == 0);
 }

@@ -1,6 +1,7 @@
 // run_scenario(): the engine's threads, the embedded hub, the fleet and the back end, composed.
 #include <twinfleet/engine/fleet_run.hpp>
 
+#include <twinfleet/auth/sas.hpp>
 #include <twinfleet/auth/tls.hpp>
 #include <twinfleet/backends/service_aws.hpp>
 #include <twinfleet/backends/service_azure.hpp>
@@ -296,7 +297,7 @@ struct service_clients {
 // Everything the back-end driver and the progress line share; lives on the hub's thread.
 struct backend_context {
   service_clients& svc;
-  hub::local_hub& hub;
+  hub::local_hub* hub;  // the embedded hub; null for a separate `twinfleet hub`
   const scenario::scenario& s;
   const std::vector<scenario::device_spec>& devices;
   std::vector<std::atomic<bool>>& online;
@@ -397,8 +398,8 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
         ++ctx.svc.in_flight;
         asio::co_spawn(co_await asio::this_coro::executor, read_op(ctx, d->id, d->via, shadow, intended), asio::detached);
       } else if (kind == load_kind::desired_writes) {
-        const auto* d = ctx.pick([&](const scenario::device_spec& d) {
-          for (const auto& w : d.profile->desired) {
+        const auto* d = ctx.pick([&](const scenario::device_spec& candidate) {
+          for (const auto& w : candidate.profile->desired) {
             if (has_any(load.names, w.name)) return true;
           }
           return false;
@@ -418,9 +419,9 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
         asio::co_spawn(co_await asio::this_coro::executor,
                        write_op(ctx, d->id, d->via, shadow, std::move(desired), intended), asio::detached);
       } else {
-        const auto* d = ctx.pick([&](const scenario::device_spec& d) {
-          if (d.via != scenario::dialect::azure) return false;
-          for (const auto& c : d.profile->commands) {
+        const auto* d = ctx.pick([&](const scenario::device_spec& candidate) {
+          if (candidate.via != scenario::dialect::azure) return false;
+          for (const auto& c : candidate.profile->commands) {
             if (has_any(load.names, c.name)) return true;
           }
           return false;
@@ -441,13 +442,17 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
 // The scenario's fault schedule (local target): at each time, drop a share of the device
 // connections and/or change the hub's fault knobs (the admin endpoint's JSON).
 asio::awaitable<void> apply_faults(backend_context& ctx, const std::function<void(std::string_view)>& out) {
+  if (ctx.hub == nullptr) {
+    out("note: the scenario's faults apply to the embedded hub only (target: local); they are skipped");
+    co_return;
+  }
   for (const auto& f : ctx.s.faults) {
     co_await sleep_until(ctx.start + std::chrono::duration_cast<steady::duration>(f.at));
     if (!ctx.running()) co_return;
     if (f.hub) {
       auto knobs = hub::fault_settings_from_json(*f.hub);
       if (knobs) {
-        ctx.hub.core().set_faults(std::move(*knobs), std::chrono::system_clock::now());
+        ctx.hub->core().set_faults(std::move(*knobs), std::chrono::system_clock::now());
         out("fault: hub knobs changed");
       } else {
         out("fault: hub knobs refused: " + knobs.error().message);
@@ -456,7 +461,7 @@ asio::awaitable<void> apply_faults(backend_context& ctx, const std::function<voi
     if (f.drop > 0) {
       std::optional<hub::dialect> only;
       if (f.only) only = *f.only == scenario::dialect::aws ? hub::dialect::aws : hub::dialect::azure;
-      const auto n = ctx.hub.core().force_disconnect(f.drop, only);
+      const auto n = ctx.hub->core().force_disconnect(f.drop, only);
       out("fault: " + std::to_string(n) + " device connections dropped");
     }
   }
@@ -502,45 +507,86 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     std::fflush(stdout);
   };
   const auto* local = std::get_if<scenario::local_target>(&s.target);
-  if (local == nullptr) {
+  const auto* remote = std::get_if<scenario::hub_target>(&s.target);
+  if (local == nullptr && remote == nullptr) {
     return twin::error{1, std::string("target '") + scenario::target_name(s.target) +
-                              "' is not supported by this build yet; use target: local"};
+                              "' is not supported by this build yet; use target: local or hub"};
   }
   const auto azure = scenario::expand_fleet(s);  // every device, both dialects
-  const auto plan = ensure_file_limit(fd_demand{.devices = azure.size(), .embedded_hub = true});
+  const auto plan = ensure_file_limit(fd_demand{.devices = azure.size(), .embedded_hub = local != nullptr});
   if (!plan.fits) return twin::error{1, plan.explanation};
+  const bool tls = local != nullptr ? local->via == scenario::transport::tls : remote->via == scenario::transport::tls;
 
-  // The embedded hub, on its own thread.
+  // The hub: embedded, on its own thread, or a running `twinfleet hub` found through hub.json.
+  // Either way the run knows it by what hub.json says.
   asio::io_context hub_io(1);
-  hub::hub_options hub_options;
-  hub_options.settings.auth = hub::auth_mode::open;
+  std::unique_ptr<hub::local_hub> embedded;
   const auto certs = std::filesystem::temp_directory_path() /
                      ("twinfleet-run-" + std::to_string(::getpid()) + "-" + std::to_string(steady::now().time_since_epoch().count()));
-  hub_options.certs_dir = certs;
-  const bool tls = local->via == scenario::transport::tls;
-  hub_options.listeners = {{tls ? hub::listener_protocol::mqtts : hub::listener_protocol::mqtt,
-                            {asio::ip::make_address("127.0.0.1"), 0}, {}},
-                           {hub::listener_protocol::http, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
-  hub_options.log = [&](std::string_view line) { out(std::string("hub: ") + std::string(line)); };
-  hub::local_hub hub(hub_io.get_executor(), hub_options);
-  if (auto ec = hub.start()) return twin::error{1, "the local hub cannot start: " + ec.message()};
-  const auto endpoint = hub.listeners().at(0).endpoint;
+  json::object description;
+  if (local != nullptr) {
+    hub::hub_options hub_options;
+    hub_options.settings.auth = hub::auth_mode::open;
+    hub_options.certs_dir = certs;
+    hub_options.listeners = {{tls ? hub::listener_protocol::mqtts : hub::listener_protocol::mqtt,
+                              {asio::ip::make_address("127.0.0.1"), 0}, {}},
+                             {hub::listener_protocol::http, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+    hub_options.log = [&](std::string_view line) { out(std::string("hub: ") + std::string(line)); };
+    embedded = std::make_unique<hub::local_hub>(hub_io.get_executor(), hub_options);
+    if (auto ec = embedded->start()) return twin::error{1, "the local hub cannot start: " + ec.message()};
+    description = embedded->describe();
+  } else {
+    auto file = remote->hub_json;
+    if (file.is_relative() && !s.source.empty()) file = s.source.parent_path() / file;
+    std::ifstream in(file);
+    if (!in) return twin::error{1, "cannot read " + file.string() + " (start `twinfleet hub` first; it writes hub.json)"};
+    boost::system::error_code ec;
+    auto parsed = json::parse(std::string(std::istreambuf_iterator<char>(in), {}), ec);
+    if (ec || !parsed.is_object()) return twin::error{1, file.string() + ": not a hub.json"};
+    description = std::move(parsed.as_object());
+  }
+  const auto hub_endpoint = [&](std::string_view protocol) -> std::optional<asio::ip::tcp::endpoint> {
+    const auto* endpoints = description.if_contains("endpoints");
+    if (endpoints == nullptr || !endpoints->is_array()) return std::nullopt;
+    for (const auto& e : endpoints->get_array()) {
+      if (!e.is_object() || !e.at("protocol").is_string() || e.at("protocol").get_string() != protocol) continue;
+      boost::system::error_code bad;
+      const auto address = asio::ip::make_address(std::string(e.at("address").as_string()), bad);
+      if (bad) continue;
+      return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(e.at("port").to_number<std::int64_t>()));
+    }
+    return std::nullopt;
+  };
+  const auto device_endpoint = hub_endpoint(tls ? "mqtts" : "mqtt");
+  if (!device_endpoint) {
+    return twin::error{1, std::string("the hub has no ") + (tls ? "MQTT/TLS" : "plain MQTT") + " listener" +
+                              (tls ? "" : "; start it with --listen-mqtt 127.0.0.1:1883, or use transport: tls")};
+  }
+  const auto endpoint = *device_endpoint;
+  std::string group_key;
+  if (const auto* azure_info = description.if_contains("azure"); azure_info != nullptr && azure_info->is_object()) {
+    if (const auto* g = azure_info->as_object().if_contains("group_key"); g != nullptr && g->is_string()) {
+      group_key = std::string(g->get_string());
+    }
+  }
   std::optional<asio::ssl::context> client_tls;
   if (tls) {
     auth::tls_client_config c;
-    c.ca_file = hub.ca_file();
+    if (const auto* ca = description.if_contains("ca_file"); ca != nullptr && ca->is_string()) {
+      c.ca_file = std::string(ca->get_string());
+    }
     auto ctx = auth::make_tls_client_context(c);
     if (!ctx) return twin::error{1, "TLS client context: " + ctx.error().message()};
     client_tls.emplace(std::move(*ctx));
   }
 
-  // The back end talks to the hub as it would to the clouds: REST over loopback (plain HTTP,
-  // the hub's load-test listener), with the keys hub.json gives.
+  // The back end talks to the hub as it would to the clouds: REST over loopback (plain HTTP
+  // when the hub has a load-test listener, else HTTPS), with the keys hub.json gives.
   service_clients svc;
   {
-    const auto description = hub.describe();
-    auto azure_options = backends::azure_service_options_from_hub_json(description, true);
-    auto aws_options = backends::aws_service_options_from_hub_json(description, true);
+    const bool plain_http = hub_endpoint("http").has_value();
+    auto azure_options = backends::azure_service_options_from_hub_json(description, plain_http);
+    auto aws_options = backends::aws_service_options_from_hub_json(description, plain_http);
     if (!azure_options) return twin::error{1, "the back end's Azure client: " + azure_options.error().message};
     if (!aws_options) return twin::error{1, "the back end's AWS client: " + aws_options.error().message};
     azure_options->http.max_connections = 16;
@@ -588,7 +634,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.index = azure[i].entry_index;
       run.seed = azure[i].seed;
       run.session.device_id = azure[i].id;
-      run.session.sas_key = hub.core().device_key_for(azure[i].id);
+      if (auto key = auth::derive_device_key(group_key, azure[i].id)) run.session.sas_key = std::move(*key);
       run.hub = endpoint;
       run.transport = transport;
       auto device = [wait_for_start](device::azure_device_run r, fleet_observer& o, steady::time_point begin,
@@ -622,7 +668,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     }
   }
 
-  backend_context ctx{svc, hub, s, azure, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
+  backend_context ctx{svc, embedded.get(), s, azure, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
   for (auto kind : {load_kind::desired_writes, load_kind::method_calls, load_kind::twin_reads}) {
     asio::co_spawn(hub_io, drive(ctx, kind), asio::detached);
   }
@@ -651,7 +697,11 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   asio::post(hub_io, [&] {
     svc.azure.reset();
     svc.aws.reset();
-    hub.async_stop([&] { hub_stopped = true; hub_io.stop(); });
+    if (embedded) {
+      embedded->async_stop([&] { hub_stopped = true; hub_io.stop(); });
+    } else {
+      hub_io.stop();
+    }
   });
   hub_thread.join();
   std::error_code ignored;
