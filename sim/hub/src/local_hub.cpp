@@ -189,6 +189,12 @@ struct local_hub::impl : net::server_handler {
     auto written = auth::write_dev_ca(ca);
     if (!written) return written.error();
     ca_file = written->ca.certificate_file;
+    // The CA also as ca.crt, the name the users and some tools look for first.
+    {
+      std::error_code ignored;
+      const auto alias = options.certs_dir / "ca.crt";
+      if (!std::filesystem::exists(alias, ignored)) std::filesystem::copy_file(ca_file, alias, ignored);
+    }
     auth::tls_server_config config;
     config.certificate_chain_file = written->server.certificate_file;
     config.private_key_file = written->server.key_file;

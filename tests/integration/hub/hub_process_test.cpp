@@ -167,6 +167,13 @@ TEST_CASE("hub process: hub.json names every endpoint and the credentials", "[hu
   const auto& info = hub.info();
   CHECK(info.at("auth") == "open");
   CHECK(fs::exists(std::string(info.at("ca_file").as_string())));
+  // The CA is also there as ca.crt, byte for byte.
+  auto slurp = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(slurp(hub.file("ca.crt")) == slurp(hub.file("ca.pem")));
+  CHECK_FALSE(slurp(hub.file("ca.pem")).empty());
   CHECK(info.at("azure").at("service_connection_string").as_string().starts_with("HostName=localhost:"));
   CHECK_FALSE(info.at("aws").at("access_key_id").as_string().empty());
   CHECK(fs::status(hub.file("hub.json")).permissions() ==
