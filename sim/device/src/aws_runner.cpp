@@ -255,6 +255,11 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
       co_await connect_and_sync(s, until, stop);
       continue;
     }
+    if (s->flaky_drop_due(steady::now())) {
+      // The device's own network fails: the hub sees a lost connection, the device reconnects.
+      s->session.abort();
+      continue;
+    }
     for (auto& sh : s->shadows) {
       while (!sh.inbox.empty()) {
         auto d = std::move(sh.inbox.front());

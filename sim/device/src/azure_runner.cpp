@@ -255,6 +255,11 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
       }
       continue;
     }
+    if (s->flaky_drop_due(steady::now())) {
+      // The device's own network fails: the hub sees a lost connection, the device reconnects.
+      s->session.abort();
+      continue;
+    }
     while (!s->inbox.empty()) {
       auto n = std::move(s->inbox.front());
       s->inbox.pop_front();

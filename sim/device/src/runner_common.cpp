@@ -25,6 +25,21 @@ device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx,
   }
 }
 
+bool device_core::flaky_drop_due(steady::time_point now) {
+  const double rate = p().lifecycle.flaky_disconnects_per_second;
+  if (rate <= 0) return false;
+  auto gap = [&] {
+    return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(random.exponential(1.0 / rate)));
+  };
+  if (next_flaky == steady::time_point::max()) {
+    next_flaky = now + gap();
+    return false;
+  }
+  if (now < next_flaky) return false;
+  next_flaky = now + gap();
+  return true;
+}
+
 template_context device_core::context(std::string_view message, const json::value* request) const {
   template_context ctx;
   ctx.index = index;
@@ -131,6 +146,7 @@ steady::time_point device_core::next_due(steady::time_point until) const {
     if (telemetry_on[m]) next = std::min(next, telemetry_due[m]);
   }
   for (const auto& l : later) next = std::min(next, l.due);
+  next = std::min(next, next_flaky);
   return next;
 }
 

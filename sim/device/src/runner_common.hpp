@@ -60,6 +60,11 @@ struct device_core {
   boost::json::object apply_effects(const std::vector<effect>& effects, bool& reboot);
   // The earliest time something is due.
   steady::time_point next_due(steady::time_point until) const;
+
+  // The profile's flaky network (lifecycle.flaky_disconnects, a Poisson rate): true when the
+  // device's own network drops it now; the next drop is then drawn.
+  bool flaky_drop_due(steady::time_point now);
+  steady::time_point next_flaky = steady::time_point::max();
 };
 
 }  // namespace twinfleet::device::detail

@@ -147,3 +147,71 @@ TEST_CASE("azure device: a profile's device reconciles, acknowledges, answers an
   for (int i = 0; i < 100 && !stopped; ++i) io.run_for(50ms);
   CHECK(stopped);
 }
+
+TEST_CASE("azure device: a flaky network drops the device now and then, and it comes back and reconciles",
+          "[device][azure][integration]") {
+  config::diagnostics diags;
+  auto profile = scenario::load_profile_string(R"(
+name: flaky-bulb
+identity: { id: "flaky-{index:03}" }
+desired:
+  brightness: { type: integer, min: 0, max: 100, initial: 80 }
+reported:
+  firmware: { constant: "2.3.1" }
+lifecycle:
+  keep_alive: 60s
+  reconnect: { initial: 50ms, max: 100ms, jitter: 0% }
+  flaky_disconnects: 1/s
+)", "flaky-bulb.yaml", diags);
+  INFO(diags.to_string());
+  REQUIRE(profile);
+
+  asio::io_context io;
+  test::temp_dir dir;
+  hub::hub_options options;
+  options.settings.auth = hub::auth_mode::open;
+  options.certs_dir = dir.path();
+  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+  options.log = [](std::string_view) {};
+  hub::local_hub hub(io.get_executor(), options);
+  REQUIRE_FALSE(hub.start());
+
+  device::azure_device_run run;
+  run.device_profile = profile;
+  run.seed = 7;
+  run.session.device_id = "flaky-001";
+  run.session.sas_key = hub.core().device_key_for("flaky-001");
+  run.hub = hub.listeners().at(0).endpoint;
+  recorder seen;
+  bool done = false;
+  asio::co_spawn(io, device::run_azure_device(run, seen, steady::now() + 4s), [&](std::exception_ptr) { done = true; });
+  // Written while the device drops in and out: it must end up acknowledging the last value.
+  auto driver = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(io);
+    for (int v = 1; v <= 5; ++v) {
+      t.expires_after(600ms);
+      co_await t.async_wait(asio::use_awaitable);
+      auto w = hub.core().azure_update_twin(
+          "flaky-001", test::jv(R"({"properties":{"desired":{"brightness":)" + std::to_string(v * 10) + "}}}"), {},
+          false, std::chrono::system_clock::now());
+      REQUIRE(w.has_value());
+    }
+  };
+  asio::co_spawn(io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  const auto deadline = steady::now() + 20s;
+  while (!done && steady::now() < deadline) io.run_for(100ms);
+  REQUIRE(done);
+  // About 4 drops are expected in 4 s at 1/s (the gaps are drawn from the seed).
+  CHECK(seen.connects >= 3);
+  CHECK(hub.core().counters().connections_accepted == static_cast<std::uint64_t>(seen.connects));
+  const auto twin = hub.core().azure_get_twin("flaky-001");
+  REQUIRE(twin.has_value());
+  INFO(boost::json::serialize(*twin));
+  CHECK(twin->at("properties").at("reported").at("brightness").at("value") == 50);
+  CHECK(twin->at("properties").at("reported").at("brightness").at("av") == 6);
+  bool stopped = false;
+  hub.async_stop([&] { stopped = true; });
+  for (int i = 0; i < 100 && !stopped; ++i) io.run_for(50ms);
+}
