@@ -3,6 +3,8 @@
 #include "process.hpp"
 #include "test_data.hpp"
 
+#include <boost/json.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <csignal>
@@ -46,7 +48,8 @@ long long count_of(const std::string& out, const std::string& op) {
 TEST_CASE("twinfleet run: a mixed fleet connects, converges and prints a summary", "[cli][run][integration]") {
   temp_dir dir;
   const auto scenario = write_scenario(dir, "6s");
-  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--threads", "2"}, 90s);
+  const auto report = dir.path() / "report";
+  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--threads", "2", "--report", report.string()}, 90s);
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("small (seed 5)") != std::string::npos);
@@ -64,17 +67,39 @@ TEST_CASE("twinfleet run: a mixed fleet connects, converges and prints a summary
   // Writes of the last moments may still be on their way; every earlier one converged.
   CHECK(converged >= writes - 10);
   CHECK(r.out.find("[    1s] connected") != std::string::npos);  // the live line
+
+  // summary.json says the same as the console.
+  std::ifstream in(report / "summary.json");
+  REQUIRE(in);
+  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  CHECK(summary.at("scenario") == "small");
+  CHECK(summary.at("seed") == 5);
+  CHECK(summary.at("devices").at("planned") == 30);
+  CHECK(summary.at("devices").at("connected_peak") == 30);
+  CHECK(summary.at("operations").at("connect").at("count") == 30);
+  CHECK(summary.at("operations").at("reported_patch").at("latency_ms").at("p99").as_double() > 0);
+  CHECK(summary.at("sync").at("desired_writes") == writes);
+  CHECK(summary.at("sync").at("converged") == converged);
+  CHECK(summary.at("engine").at("threads") == 2);
+  CHECK(summary.at("interrupted") == false);
 }
 
 TEST_CASE("twinfleet run: Ctrl-C ends the run early and still prints the summary", "[cli][run][integration]") {
   temp_dir dir;
   const auto scenario = write_scenario(dir, "60s");
-  child_process run(TWINFLEET_CLI, {"run", scenario.string()});
+  const auto report = dir.path() / "report";
+  child_process run(TWINFLEET_CLI, {"run", scenario.string(), "--report", report.string()});
   REQUIRE(run.wait_until([&] { return run.out().find("[    2s] connected") != std::string::npos; }, 30s));
   const int code = run.stop(SIGINT);
   INFO("stdout: " << run.out() << "\nstderr: " << run.err());
   CHECK(code == 0);
   CHECK(run.out().find("(interrupted)") != std::string::npos);
+  // The report is written after Ctrl-C too.
+  std::ifstream in(report / "summary.json");
+  REQUIRE(in);
+  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  CHECK(summary.at("interrupted") == true);
+  CHECK(summary.at("devices").at("planned") == 30);
   CHECK(run.out().find("sync: ") != std::string::npos);
 }
 

@@ -8,7 +8,11 @@
 
 #include <fmt/core.h>
 
+#include <boost/json/serialize.hpp>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <csignal>
 #include <memory>
 
@@ -21,6 +25,7 @@ struct run_flags {
   std::size_t threads = 0;
   std::string duration;
   bool quiet = false;
+  std::string report;  // a folder for summary.json
 };
 
 std::shared_ptr<std::atomic<bool>>& stop_flag() {
@@ -62,6 +67,19 @@ int run(const run_flags& flags) {
   }
   fmt::print("{}", engine::format_summary(*result));
   std::fflush(stdout);
+  if (!flags.report.empty()) {
+    // Written after Ctrl-C too: what ran is never lost.
+    std::error_code ec;
+    std::filesystem::create_directories(flags.report, ec);
+    const auto file = std::filesystem::path(flags.report) / "summary.json";
+    std::ofstream out(file, std::ios::trunc);
+    out << boost::json::serialize(engine::summary_json(*result)) << '\n';
+    if (!out) {
+      fmt::print(stderr, "twinfleet run: cannot write {}\n", file.string());
+      return 1;
+    }
+    fmt::print("  report: {}\n", file.string());
+  }
   return 0;
 }
 
@@ -74,6 +92,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--threads", flags->threads, "Device threads (default: the cores)");
   cmd->add_option("--duration", flags->duration, "Run this long instead of the phases' total (30s, 2m)");
   cmd->add_flag("--quiet", flags->quiet, "No live progress line");
+  cmd->add_option("--report", flags->report, "Write summary.json into this folder (also after Ctrl-C)");
   cmd->callback([flags] {
     const int code = run(*flags);
     if (code != 0) throw CLI::RuntimeError(code);

@@ -755,4 +755,31 @@ std::string format_summary(const run_result& r) {
   return out;
 }
 
+json::object summary_json(const run_result& r) {
+  auto ms = [](std::chrono::microseconds us) { return static_cast<double>(us.count()) / 1000.0; };
+  json::object operations;
+  for (const auto& [name, o] : r.operations) {
+    operations[name] = json::object{
+        {"count", o.count},
+        {"errors", o.errors},
+        {"latency_ms", json::object{{"p50", o.p50_ms}, {"p90", o.p90_ms}, {"p99", o.p99_ms}, {"max", o.max_ms}}}};
+  }
+  return json::object{
+      {"scenario", r.scenario},
+      {"seed", r.seed},
+      {"duration_s", r.duration_s},
+      {"interrupted", r.interrupted},
+      {"devices", json::object{{"planned", r.devices_planned},
+                               {"connected_peak", r.devices_connected_peak},
+                               {"connect_failures", r.connect_failures}}},
+      {"operations", std::move(operations)},
+      {"sync", json::object{{"desired_writes", r.desired_writes},
+                            {"converged", r.converged},
+                            {"convergence_ratio", r.convergence_ratio},
+                            {"stale_notifications_dropped", r.stale_notifications_dropped}}},
+      {"engine", json::object{{"threads", r.threads},
+                              {"lag_ms", json::object{{"p50", ms(r.lag.p50)}, {"p99", ms(r.lag.p99)}, {"max", ms(r.lag.max)}}},
+                              {"rss_bytes_peak", r.rss_bytes_peak}}}};
+}
+
 }  // namespace twinfleet::engine

@@ -11,6 +11,8 @@
 #include <twinfleet/scenario/scenario.hpp>
 #include <twinfleet/twin/error.hpp>
 
+#include <boost/json/object.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -70,5 +72,11 @@ struct run_result {
 
 // The end-of-run summary for the console: a table of operations, the sync line, the lag.
 [[nodiscard]] std::string format_summary(const run_result& r);
+
+// summary.json (docs/SCENARIOS.md, "summary.json"): scenario, seed, duration_s, interrupted,
+// devices{planned, connected_peak, connect_failures}, operations.<name>{count, errors,
+// latency_ms{p50, p90, p99, max}}, sync{desired_writes, converged, convergence_ratio,
+// stale_notifications_dropped}, engine{threads, lag_ms{p50, p99, max}, rss_bytes_peak}.
+[[nodiscard]] boost::json::object summary_json(const run_result& r);
 
 }  // namespace twinfleet::engine
