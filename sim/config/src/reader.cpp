@@ -515,7 +515,9 @@ map_reader::map_reader(node self) : s_(std::make_unique<detail::map_state>()) {
   }
   const auto& doc = me.d_->doc;
   for (auto it = me.d_->yaml.begin(); it != me.d_->yaml.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // A copy, not a reference: yaml-cpp's iterator hands out its pair through a proxy that
+    // dies at the end of the expression (AddressSanitizer: stack-use-after-scope).
+    const YAML::Node key = it->first;
     const location key_at = to_location(doc->file, key.Mark());
     if (!key.IsScalar()) {
       doc->sink->add(key_at, me.path(), "keys must be plain names, got a complex key");
