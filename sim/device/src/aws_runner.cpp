@@ -25,8 +25,6 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using steady = std::chrono::steady_clock;
 
-constexpr auto max_sleep = std::chrono::milliseconds(250);
-
 struct shadow_state {
   std::string name;  // "" classic
   std::string key;   // the observer's name
@@ -68,11 +66,6 @@ struct device_state : detail::device_core {
   }
   void poke() { wake.cancel(); }
 };
-
-asio::awaitable<void> sleep_until(device_state& s, steady::time_point t) {
-  s.wake.expires_at(std::min(t, steady::now() + max_sleep));
-  (void)co_await s.wake.async_wait(asio::as_tuple(asio::use_awaitable));
-}
 
 // Sends {"reported": patch} to a shadow; returns the accepted version, or nothing.
 asio::awaitable<std::optional<std::int64_t>> report(std::shared_ptr<device_state> s, std::string shadow,
@@ -172,36 +165,6 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   co_return true;
 }
 
-asio::awaitable<void> connect_and_sync(std::shared_ptr<device_state> s, steady::time_point until,
-                                       const std::shared_ptr<const std::atomic<bool>>& stop) {
-  unsigned attempt = 0;
-  while (steady::now() < until && !(stop && stop->load())) {
-    if (steady::now() < s->offline_until) {
-      co_await sleep_until(*s, s->offline_until);
-      continue;
-    }
-    const auto start = steady::now();
-    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
-    const auto ec = co_await s->session.async_connect(s->run.hub, s->run.transport, timeout);
-    if (!ec) {
-      s->observer.connected(s->id, steady::now() - start);
-      s->lost = false;
-      if (co_await synchronise(s, !s->first_connect)) {
-        s->first_connect = false;
-        co_return;
-      }
-      s->session.abort();
-    } else {
-      s->observer.connect_failed(s->id, ec);
-    }
-    const auto delay = s->p().lifecycle.reconnect.delay(attempt++, s->random);
-    const auto wait_until = steady::now() + std::chrono::duration_cast<steady::duration>(delay);
-    while (steady::now() < wait_until && steady::now() < until && !(stop && stop->load())) {
-      co_await sleep_until(*s, wait_until);
-    }
-  }
-}
-
 }  // namespace
 
 std::string shadow_key(std::string_view thing, std::string_view shadow) {
@@ -252,7 +215,7 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
   auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
   while (running()) {
     if (!s->session.connected()) {
-      co_await connect_and_sync(s, until, stop);
+      co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
       continue;
     }
     if (s->flaky_drop_due(steady::now())) {
@@ -264,17 +227,7 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
       while (!sh.inbox.empty()) {
         auto d = std::move(sh.inbox.front());
         sh.inbox.pop_front();
-        steady::duration delay{0};
-        for (const auto& [key, value] : d.state) {
-          if (const auto* prop = p.find_desired(key)) {
-            delay = std::max(delay, std::chrono::duration_cast<steady::duration>(prop->apply_after.sample(s->random)));
-          }
-        }
-        if (delay.count() > 0) {
-          asio::steady_timer t(ex);
-          t.expires_after(delay);
-          (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
+        co_await detail::wait_apply_delay(*s, d.state);
         co_await apply(s, sh, d.state, d.version);
       }
     }
@@ -295,7 +248,7 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
     }
     bool pending = false;
     for (const auto& sh : s->shadows) pending = pending || !sh.inbox.empty();
-    if (!pending && !s->lost) co_await sleep_until(*s, s->next_due(until));
+    if (!pending && !s->lost) co_await detail::sleep_until(*s, s->next_due(until));
   }
   if (s->session.connected()) (void)co_await s->session.async_disconnect();
 }

@@ -30,8 +30,6 @@ namespace json = boost::json;
 using steady = std::chrono::steady_clock;
 using backends::azure_subscription;
 
-constexpr auto max_sleep = std::chrono::milliseconds(250);
-
 // Everything one device keeps; shared with the session's handlers and detached reports.
 struct device_state : detail::device_core {
   device_state(asio::any_io_executor ex, azure_device_run r, device_observer& o)
@@ -54,11 +52,6 @@ struct device_state : detail::device_core {
 
   void poke() { wake.cancel(); }
 };
-
-asio::awaitable<void> sleep_until(device_state& s, steady::time_point t) {
-  s.wake.expires_at(std::min(t, steady::now() + max_sleep));
-  (void)co_await s.wake.async_wait(asio::as_tuple(asio::use_awaitable));
-}
 
 // Sends a reported patch and tells the observer; false when it failed.
 asio::awaitable<bool> report(std::shared_ptr<device_state> s, json::object patch) {
@@ -132,36 +125,6 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   co_await send_report(s, std::move(acks));
   s->observer.desired_applied(s->id, applied_version, status);
   co_return true;
-}
-
-asio::awaitable<void> connect_and_sync(std::shared_ptr<device_state> s, steady::time_point until,
-                                       const std::shared_ptr<const std::atomic<bool>>& stop) {
-  unsigned attempt = 0;
-  while (steady::now() < until && !(stop && stop->load())) {
-    if (steady::now() < s->offline_until) {
-      co_await sleep_until(*s, s->offline_until);
-      continue;
-    }
-    const auto start = steady::now();
-    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
-    const auto ec = co_await s->session.async_connect(s->run.hub, s->run.transport, timeout);
-    if (!ec) {
-      s->observer.connected(s->id, steady::now() - start);
-      s->lost = false;
-      if (co_await synchronise(s, !s->first_connect)) {
-        s->first_connect = false;
-        co_return;
-      }
-      s->session.abort();
-    } else {
-      s->observer.connect_failed(s->id, ec);
-    }
-    const auto delay = s->p().lifecycle.reconnect.delay(attempt++, s->random);
-    const auto wait_until = steady::now() + std::chrono::duration_cast<steady::duration>(delay);
-    while (steady::now() < wait_until && steady::now() < until && !(stop && stop->load())) {
-      co_await sleep_until(*s, wait_until);
-    }
-  }
 }
 
 asio::awaitable<void> answer_method(std::shared_ptr<device_state> s, backends::method_request request) {
@@ -244,7 +207,7 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
   auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
   while (running()) {
     if (!s->session.connected()) {
-      co_await connect_and_sync(s, until, stop);
+      co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
       continue;
     }
     // SAS renewal: reconnect before the token expires, then reconcile (A4).
@@ -263,19 +226,7 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
     while (!s->inbox.empty()) {
       auto n = std::move(s->inbox.front());
       s->inbox.pop_front();
-      // The profile's apply delay: the device takes this long before the new value is in force
-      // and acknowledged (the longest of the properties written).
-      steady::duration delay{0};
-      for (const auto& [key, value] : n.patch) {
-        if (const auto* prop = p.find_desired(key)) {
-          delay = std::max(delay, std::chrono::duration_cast<steady::duration>(prop->apply_after.sample(s->random)));
-        }
-      }
-      if (delay.count() > 0) {
-        asio::steady_timer t(ex);
-        t.expires_after(delay);
-        (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      }
+      co_await detail::wait_apply_delay(*s, n.patch);
       auto [acks, status] = apply_desired(*s, n.patch, n.version);
       co_await send_report(s, std::move(acks));
       // Acknowledged: the service can see it now (convergence is measured to here).
@@ -295,7 +246,7 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
     }
     // Sleep until the next thing is due (a notification or a method wakes us earlier).
     const auto next = s->next_due(until);
-    if (s->inbox.empty() && s->methods.empty() && !s->lost) co_await sleep_until(*s, next);
+    if (s->inbox.empty() && s->methods.empty() && !s->lost) co_await detail::sleep_until(*s, next);
   }
   if (s->session.connected()) (void)co_await s->session.async_disconnect();
 }

@@ -25,6 +25,16 @@ device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx,
   }
 }
 
+steady::duration device_core::apply_delay(const json::object& desired) {
+  steady::duration delay{0};
+  for (const auto& [key, value] : desired) {
+    if (const auto* prop = p().find_desired(key)) {
+      delay = std::max(delay, std::chrono::duration_cast<steady::duration>(prop->apply_after.sample(random)));
+    }
+  }
+  return delay;
+}
+
 bool device_core::flaky_drop_due(steady::time_point now) {
   const double rate = p().lifecycle.flaky_disconnects_per_second;
   if (rate <= 0) return false;

@@ -7,7 +7,14 @@
 #include <twinfleet/device/random.hpp>
 #include <twinfleet/device/template.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/object.hpp>
+
+#include <atomic>
 
 #include <chrono>
 #include <memory>
@@ -61,10 +68,69 @@ struct device_core {
   // The earliest time something is due.
   steady::time_point next_due(steady::time_point until) const;
 
+  // The profile's apply delay for a desired write: the device takes this long before the new
+  // values are in force and acknowledged (the longest of the properties written).
+  steady::duration apply_delay(const boost::json::object& desired);
+
   // The profile's flaky network (lifecycle.flaky_disconnects, a Poisson rate): true when the
   // device's own network drops it now; the next drop is then drawn.
   bool flaky_drop_due(steady::time_point now);
   steady::time_point next_flaky = steady::time_point::max();
 };
+
+// Both platforms' device states keep a `wake` timer that their session handlers cancel when
+// something arrives; a device sleeps on it until `t`, at most 250 ms at a time (so that a stop
+// is seen soon).
+template <class State>
+boost::asio::awaitable<void> sleep_until(State& s, steady::time_point t) {
+  s.wake.expires_at(std::min(t, steady::now() + std::chrono::milliseconds(250)));
+  (void)co_await s.wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+}
+
+// Waits the apply delay of `desired` (a write's new values) on a timer of its own, so that a
+// notification arriving meanwhile does not cut it short.
+template <class State>
+boost::asio::awaitable<void> wait_apply_delay(State& s, const boost::json::object& desired) {
+  const auto delay = s.apply_delay(desired);
+  if (delay.count() <= 0) co_return;
+  boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+  t.expires_after(delay);
+  (void)co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+}
+
+// Connects (after a reboot effect's offline time), then `synchronise(s, reconnect)`; on any
+// failure waits the profile's back-off and tries again, until `until` or a stop. The same on
+// both platforms: only the session and the synchronisation differ.
+template <class State>
+boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::time_point until,
+                                              std::shared_ptr<const std::atomic<bool>> stop,
+                                              boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool)) {
+  unsigned attempt = 0;
+  while (steady::now() < until && !(stop && stop->load())) {
+    if (steady::now() < s->offline_until) {
+      co_await sleep_until(*s, s->offline_until);
+      continue;
+    }
+    const auto start = steady::now();
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
+    const auto ec = co_await s->session.async_connect(s->run.hub, s->run.transport, timeout);
+    if (!ec) {
+      s->observer.connected(s->id, steady::now() - start);
+      s->lost = false;
+      if (co_await synchronise(s, !s->first_connect)) {
+        s->first_connect = false;
+        co_return;
+      }
+      s->session.abort();
+    } else {
+      s->observer.connect_failed(s->id, ec);
+    }
+    const auto delay = s->p().lifecycle.reconnect.delay(attempt++, s->random);
+    const auto wait_until = steady::now() + std::chrono::duration_cast<steady::duration>(delay);
+    while (steady::now() < wait_until && steady::now() < until && !(stop && stop->load())) {
+      co_await sleep_until(*s, wait_until);
+    }
+  }
+}
 
 }  // namespace twinfleet::device::detail
