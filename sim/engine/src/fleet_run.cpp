@@ -216,10 +216,7 @@ class fleet_observer final : public device::device_observer {
     stats_.record("telemetry", latency, ok);
   }
   // The device coroutine has ended (disconnected for good).
-  void finished(std::string_view device) {
-    if (set_online(device, false)) {
-    }
-  }
+  void finished(std::string_view device) { (void)set_online(device, false); }
 
   std::uint64_t connected_now() const { return connected_.load(); }
   std::uint64_t peak() const { return peak_.load(); }
@@ -512,8 +509,8 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     return twin::error{1, std::string("target '") + scenario::target_name(s.target) +
                               "' is not supported by this build yet; use target: local or hub"};
   }
-  const auto azure = scenario::expand_fleet(s);  // every device, both dialects
-  const auto plan = ensure_file_limit(fd_demand{.devices = azure.size(), .embedded_hub = local != nullptr});
+  const auto fleet = scenario::expand_fleet(s);  // every device, both dialects
+  const auto plan = ensure_file_limit(fd_demand{.devices = fleet.size(), .embedded_hub = local != nullptr});
   if (!plan.fits) return twin::error{1, plan.explanation};
   const bool tls = local != nullptr ? local->via == scenario::transport::tls : remote->via == scenario::transport::tls;
 
@@ -602,18 +599,18 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   run_stats stats;
   convergence_tracker tracker;
   std::unordered_map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < azure.size(); ++i) index.emplace(azure[i].id, i);
-  std::vector<std::atomic<bool>> online(azure.size());
+  for (std::size_t i = 0; i < fleet.size(); ++i) index.emplace(fleet[i].id, i);
+  std::vector<std::atomic<bool>> online(fleet.size());
   fleet_observer observer(stats, tracker, index, online);
 
   runtime rt({.threads = options.threads});
   const auto start = steady::now() + std::chrono::milliseconds(100);
   const auto total = options.duration.value_or(s.total_duration());
   const auto end = start + std::chrono::duration_cast<steady::duration>(total);
-  const auto ramp = scenario::ramp_schedule(s.ramp, azure.size(), s.seed);
+  const auto ramp = scenario::ramp_schedule(s.ramp, fleet.size(), s.seed);
   std::atomic<std::size_t> finished{0};
   auto stop = options.stop ? options.stop : std::make_shared<std::atomic<bool>>(false);
-  for (std::size_t i = 0; i < azure.size(); ++i) {
+  for (std::size_t i = 0; i < fleet.size(); ++i) {
     net::client_transport transport;
     if (tls) {
       transport.kind = net::transport_kind::tls;
@@ -628,13 +625,13 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
         (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
       }
     };
-    if (azure[i].via == scenario::dialect::azure) {
+    if (fleet[i].via == scenario::dialect::azure) {
       device::azure_device_run run;
-      run.device_profile = azure[i].profile;
-      run.index = azure[i].entry_index;
-      run.seed = azure[i].seed;
-      run.session.device_id = azure[i].id;
-      if (auto key = auth::derive_device_key(group_key, azure[i].id)) run.session.sas_key = std::move(*key);
+      run.device_profile = fleet[i].profile;
+      run.index = fleet[i].entry_index;
+      run.seed = fleet[i].seed;
+      run.session.device_id = fleet[i].id;
+      if (auto key = auth::derive_device_key(group_key, fleet[i].id)) run.session.sas_key = std::move(*key);
       run.hub = endpoint;
       run.transport = transport;
       auto device = [wait_for_start](device::azure_device_run r, fleet_observer& o, steady::time_point begin,
@@ -648,12 +645,12 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
                      [&finished](std::exception_ptr) { ++finished; });
     } else {
       device::aws_device_run run;
-      run.device_profile = azure[i].profile;
-      run.index = azure[i].entry_index;
-      run.seed = azure[i].seed;
-      run.session.thing_name = azure[i].id;
-      run.session.client_id = azure[i].id;
-      run.shadows = azure[i].shadows;
+      run.device_profile = fleet[i].profile;
+      run.index = fleet[i].entry_index;
+      run.seed = fleet[i].seed;
+      run.session.thing_name = fleet[i].id;
+      run.session.client_id = fleet[i].id;
+      run.shadows = fleet[i].shadows;
       run.hub = endpoint;
       run.transport = transport;
       auto device = [wait_for_start](device::aws_device_run r, fleet_observer& o, steady::time_point begin,
@@ -668,7 +665,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     }
   }
 
-  backend_context ctx{svc, embedded.get(), s, azure, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
+  backend_context ctx{svc, embedded.get(), s, fleet, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
   for (auto kind : {load_kind::desired_writes, load_kind::method_calls, load_kind::twin_reads}) {
     asio::co_spawn(hub_io, drive(ctx, kind), asio::detached);
   }
@@ -686,19 +683,18 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   const bool interrupted = stop->load();
   stop->store(true);
   const auto grace = steady::now() + std::chrono::seconds(15);
-  while (finished.load() < azure.size() && steady::now() < grace) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  while (finished.load() < fleet.size() && steady::now() < grace) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   rt.stop();
   const auto finished_at = steady::now();
   // Back-end requests still on their way finish (bounded), then the clients go, on the hub's
   // thread, before the hub stops.
   const auto drain = steady::now() + std::chrono::seconds(5);
   while (svc.in_flight.load() > 0 && steady::now() < drain) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  bool hub_stopped = false;
   asio::post(hub_io, [&] {
     svc.azure.reset();
     svc.aws.reset();
     if (embedded) {
-      embedded->async_stop([&] { hub_stopped = true; hub_io.stop(); });
+      embedded->async_stop([&] { hub_io.stop(); });
     } else {
       hub_io.stop();
     }
@@ -712,7 +708,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   r.seed = s.seed;
   r.duration_s = std::chrono::duration<double>(finished_at - start).count();
   r.interrupted = interrupted;
-  r.devices_planned = azure.size();
+  r.devices_planned = fleet.size();
   r.devices_connected_peak = observer.peak();
   r.connect_failures = observer.failures();
   r.operations = stats.summarize();
