@@ -1,11 +1,10 @@
 // run_scenario(): the engine's threads, the embedded hub, the fleet and the back end, composed.
 #include <twinfleet/engine/fleet_run.hpp>
 
-#include <twinfleet/auth/sas.hpp>
-#include <twinfleet/auth/tls.hpp>
+#include "target.hpp"
+
 #include <twinfleet/backends/service_aws.hpp>
 #include <twinfleet/backends/service_azure.hpp>
-#include <twinfleet/backends/service_hub_json.hpp>
 #include <twinfleet/device/aws_runner.hpp>
 #include <twinfleet/device/azure_runner.hpp>
 #include <twinfleet/device/random.hpp>
@@ -18,7 +17,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -286,8 +284,8 @@ bool has_any(const std::vector<std::string>& names, std::string_view name) {
 // The back end's REST clients (the same code that serves the azure and aws targets), on the
 // hub's thread, and the requests they have in flight.
 struct service_clients {
-  std::unique_ptr<backends::azure_service_client> azure;
-  std::unique_ptr<backends::aws_service_client> aws;
+  backends::azure_service_client* azure;
+  backends::aws_service_client* aws;
   std::atomic<int> in_flight{0};
 };
 
@@ -503,98 +501,17 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     std::fputc('\n', stdout);
     std::fflush(stdout);
   };
-  const auto* local = std::get_if<scenario::local_target>(&s.target);
-  const auto* remote = std::get_if<scenario::hub_target>(&s.target);
-  if (local == nullptr && remote == nullptr) {
-    return twin::error{1, std::string("target '") + scenario::target_name(s.target) +
-                              "' is not supported by this build yet; use target: local or hub"};
-  }
   const auto fleet = scenario::expand_fleet(s);  // every device, both dialects
-  const auto plan = ensure_file_limit(fd_demand{.devices = fleet.size(), .embedded_hub = local != nullptr});
+  const bool embedded_hub = std::holds_alternative<scenario::local_target>(s.target);
+  const auto plan = ensure_file_limit(fd_demand{.devices = fleet.size(), .embedded_hub = embedded_hub});
   if (!plan.fits) return twin::error{1, plan.explanation};
-  const bool tls = local != nullptr ? local->via == scenario::transport::tls : remote->via == scenario::transport::tls;
 
-  // The hub: embedded, on its own thread, or a running `twinfleet hub` found through hub.json.
-  // Either way the run knows it by what hub.json says.
+  // The target: the embedded hub on its own thread, a running `twinfleet hub`, or a cloud.
   asio::io_context hub_io(1);
-  std::unique_ptr<hub::local_hub> embedded;
-  const auto certs = std::filesystem::temp_directory_path() /
-                     ("twinfleet-run-" + std::to_string(::getpid()) + "-" + std::to_string(steady::now().time_since_epoch().count()));
-  json::object description;
-  if (local != nullptr) {
-    hub::hub_options hub_options;
-    hub_options.settings.auth = hub::auth_mode::open;
-    hub_options.certs_dir = certs;
-    hub_options.listeners = {{tls ? hub::listener_protocol::mqtts : hub::listener_protocol::mqtt,
-                              {asio::ip::make_address("127.0.0.1"), 0}, {}},
-                             {hub::listener_protocol::http, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
-    hub_options.log = [&](std::string_view line) { out(std::string("hub: ") + std::string(line)); };
-    embedded = std::make_unique<hub::local_hub>(hub_io.get_executor(), hub_options);
-    if (auto ec = embedded->start()) return twin::error{1, "the local hub cannot start: " + ec.message()};
-    description = embedded->describe();
-  } else {
-    auto file = remote->hub_json;
-    if (file.is_relative() && !s.source.empty()) file = s.source.parent_path() / file;
-    std::ifstream in(file);
-    if (!in) return twin::error{1, "cannot read " + file.string() + " (start `twinfleet hub` first; it writes hub.json)"};
-    boost::system::error_code ec;
-    auto parsed = json::parse(std::string(std::istreambuf_iterator<char>(in), {}), ec);
-    if (ec || !parsed.is_object()) return twin::error{1, file.string() + ": not a hub.json"};
-    description = std::move(parsed.as_object());
-  }
-  const auto hub_endpoint = [&](std::string_view protocol) -> std::optional<asio::ip::tcp::endpoint> {
-    const auto* endpoints = description.if_contains("endpoints");
-    if (endpoints == nullptr || !endpoints->is_array()) return std::nullopt;
-    for (const auto& e : endpoints->get_array()) {
-      if (!e.is_object() || !e.at("protocol").is_string() || e.at("protocol").get_string() != protocol) continue;
-      boost::system::error_code bad;
-      const auto address = asio::ip::make_address(std::string(e.at("address").as_string()), bad);
-      if (bad) continue;
-      return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(e.at("port").to_number<std::int64_t>()));
-    }
-    return std::nullopt;
-  };
-  const auto device_endpoint = hub_endpoint(tls ? "mqtts" : "mqtt");
-  if (!device_endpoint) {
-    return twin::error{1, std::string("the hub has no ") + (tls ? "MQTT/TLS" : "plain MQTT") + " listener" +
-                              (tls ? "" : "; start it with --listen-mqtt 127.0.0.1:1883, or use transport: tls")};
-  }
-  const auto endpoint = *device_endpoint;
-  std::string group_key;
-  if (const auto* azure_info = description.if_contains("azure"); azure_info != nullptr && azure_info->is_object()) {
-    if (const auto* g = azure_info->as_object().if_contains("group_key"); g != nullptr && g->is_string()) {
-      group_key = std::string(g->get_string());
-    }
-  }
-  std::optional<asio::ssl::context> client_tls;
-  if (tls) {
-    auth::tls_client_config c;
-    if (const auto* ca = description.if_contains("ca_file"); ca != nullptr && ca->is_string()) {
-      c.ca_file = std::string(ca->get_string());
-    }
-    auto ctx = auth::make_tls_client_context(c);
-    if (!ctx) return twin::error{1, "TLS client context: " + ctx.error().message()};
-    client_tls.emplace(std::move(*ctx));
-  }
-
-  // The back end talks to the hub as it would to the clouds: REST over loopback (plain HTTP
-  // when the hub has a load-test listener, else HTTPS), with the keys hub.json gives.
-  service_clients svc;
-  {
-    const bool plain_http = hub_endpoint("http").has_value();
-    auto azure_options = backends::azure_service_options_from_hub_json(description, plain_http);
-    auto aws_options = backends::aws_service_options_from_hub_json(description, plain_http);
-    if (!azure_options) return twin::error{1, "the back end's Azure client: " + azure_options.error().message};
-    if (!aws_options) return twin::error{1, "the back end's AWS client: " + aws_options.error().message};
-    azure_options->http.max_connections = 16;
-    aws_options->http.max_connections = 16;
-    auto azure_client = backends::azure_service_client::create(hub_io.get_executor(), *azure_options);
-    auto aws_client = backends::aws_service_client::create(hub_io.get_executor(), *aws_options);
-    if (!azure_client) return twin::error{1, "the back end's Azure client: " + azure_client.error().message};
-    if (!aws_client) return twin::error{1, "the back end's AWS client: " + aws_client.error().message};
-    svc.azure = std::move(*azure_client);
-    svc.aws = std::move(*aws_client);
-  }
+  auto opened = detail::open_target(s, hub_io, out);
+  if (!opened) return opened.error();
+  auto& target = **opened;
+  service_clients svc{target.azure.get(), target.aws.get()};
 
   run_stats stats;
   convergence_tracker tracker;
@@ -611,12 +528,6 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   std::atomic<std::size_t> finished{0};
   auto stop = options.stop ? options.stop : std::make_shared<std::atomic<bool>>(false);
   for (std::size_t i = 0; i < fleet.size(); ++i) {
-    net::client_transport transport;
-    if (tls) {
-      transport.kind = net::transport_kind::tls;
-      transport.tls = &*client_tls;
-      transport.server_name = "127.0.0.1";
-    }
     const auto at = start + std::chrono::duration_cast<steady::duration>(ramp[i]);
     auto wait_for_start = [](steady::time_point begin, const std::shared_ptr<std::atomic<bool>>& halt) -> asio::awaitable<void> {
       asio::steady_timer t(co_await asio::this_coro::executor);
@@ -631,9 +542,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.index = fleet[i].entry_index;
       run.seed = fleet[i].seed;
       run.session.device_id = fleet[i].id;
-      if (auto key = auth::derive_device_key(group_key, fleet[i].id)) run.session.sas_key = std::move(*key);
-      run.hub = endpoint;
-      run.transport = transport;
+      target.configure(run);
       auto device = [wait_for_start](device::azure_device_run r, fleet_observer& o, steady::time_point begin,
                                      steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
         co_await wait_for_start(begin, halt);
@@ -651,8 +560,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.session.thing_name = fleet[i].id;
       run.session.client_id = fleet[i].id;
       run.shadows = fleet[i].shadows;
-      run.hub = endpoint;
-      run.transport = transport;
+      target.configure(run);
       auto device = [wait_for_start](device::aws_device_run r, fleet_observer& o, steady::time_point begin,
                                      steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
         co_await wait_for_start(begin, halt);
@@ -665,7 +573,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     }
   }
 
-  backend_context ctx{svc, embedded.get(), s, fleet, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
+  backend_context ctx{svc, target.embedded.get(), s, fleet, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
   for (auto kind : {load_kind::desired_writes, load_kind::method_calls, load_kind::twin_reads}) {
     asio::co_spawn(hub_io, drive(ctx, kind), asio::detached);
   }
@@ -690,18 +598,8 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   // thread, before the hub stops.
   const auto drain = steady::now() + std::chrono::seconds(5);
   while (svc.in_flight.load() > 0 && steady::now() < drain) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  asio::post(hub_io, [&] {
-    svc.azure.reset();
-    svc.aws.reset();
-    if (embedded) {
-      embedded->async_stop([&] { hub_io.stop(); });
-    } else {
-      hub_io.stop();
-    }
-  });
+  asio::post(hub_io, [&] { target.close([&] { hub_io.stop(); }); });
   hub_thread.join();
-  std::error_code ignored;
-  std::filesystem::remove_all(certs, ignored);
 
   run_result r;
   r.scenario = s.name;

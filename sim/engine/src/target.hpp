@@ -1,0 +1,70 @@
+// Where a run's devices and back end go: the embedded hub (target: local), a running
+// `twinfleet hub` (target: hub), Azure IoT Hub (target: azure) or AWS IoT (target: aws).
+// Whatever the target, the rest of the run sees the same things: the endpoint devices connect
+// to and how (TLS context, per-device credentials), and the back end's service clients — the
+// same REST clients for the hub's emulation and for the clouds.
+//
+// Internal to engine_run. Threading: opened, used by the back end and closed on the hub's
+// io_context thread (`hub_io`); configure() is called on the launching thread before devices
+// start.
+#pragma once
+
+#include <twinfleet/backends/service_aws.hpp>
+#include <twinfleet/backends/service_azure.hpp>
+#include <twinfleet/device/aws_runner.hpp>
+#include <twinfleet/device/azure_runner.hpp>
+#include <twinfleet/hub/local_hub.hpp>
+#include <twinfleet/scenario/plan.hpp>
+#include <twinfleet/scenario/scenario.hpp>
+#include <twinfleet/twin/error.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/json/object.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace twinfleet::engine::detail {
+
+class run_target {
+ public:
+  // The device-side facts every device of the run shares.
+  boost::asio::ip::tcp::endpoint device_endpoint;
+  bool tls = true;
+  std::optional<boost::asio::ssl::context> device_tls;  // when tls
+  std::string server_name;                              // SNI / certificate name check
+  std::string azure_host_name = "localhost";            // the SAS resource's host part
+  std::string group_key;                                // devices derive their SAS keys from it
+
+  // The back end's clients (null when the target has no such dialect).
+  std::unique_ptr<backends::azure_service_client> azure;
+  std::unique_ptr<backends::aws_service_client> aws;
+
+  // The embedded hub (target: local) or null; faults of the scenario apply to it only.
+  std::unique_ptr<hub::local_hub> embedded;
+  std::filesystem::path scratch;  // files of the embedded hub, removed by close()
+
+  // The transport and credentials of one device.
+  [[nodiscard]] net::client_transport transport() const;
+  void configure(device::azure_device_run& run) const;
+  void configure(device::aws_device_run& run) const;
+
+  // Stops the clients and the embedded hub; `done` runs on hub_io when all is closed.
+  void close(std::function<void()> done);
+  ~run_target();
+};
+
+// Opens the scenario's target: starts the embedded hub or reads hub.json, builds the TLS
+// context and the service clients. Errors say what is missing and how to fix it.
+[[nodiscard]] twin::result<std::unique_ptr<run_target>> open_target(const scenario::scenario& s,
+                                                                    boost::asio::io_context& hub_io,
+                                                                    const std::function<void(std::string_view)>& out);
+
+}  // namespace twinfleet::engine::detail
