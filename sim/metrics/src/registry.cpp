@@ -30,33 +30,35 @@ struct histogram_cell {
     b.store(b.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 
-  // Adds what this cell holds now to `out`.
+  // Adds what this cell holds now to `out`, straight into its buckets (no temporary).
   void merge_into(histogram& out) const {
-    histogram part;
     std::uint64_t count = 0;
     std::size_t first = layout::bucket_count;
     std::size_t last = 0;
+    std::uint64_t top = 0;
     for (std::size_t i = 0; i < layout::bucket_count; ++i) {
       const auto n = buckets[i].load(std::memory_order_acquire);
       if (n == 0) continue;
-      part.unchecked_add_bucket(i, n);
+      out.unchecked_add_bucket(i, n);
       count += n;
       first = std::min(first, i);
       last = i;
+      top = n;
     }
     if (count == 0) return;
     // Read after the buckets: these may already include samples whose bucket was not seen.
     // Keep min and max inside the buckets seen and overflow within the top bucket's count.
+    const auto min_ns = std::max(min.load(std::memory_order_relaxed), layout::lower_ns(first));
+    const auto max_ns = std::min(max.load(std::memory_order_relaxed), layout::upper_ns(last) - 1);
+    const auto overflowed =
+        last == layout::bucket_count - 1 ? std::min(overflow.load(std::memory_order_relaxed), top) : 0;
     histogram::totals t;
-    t.count = count;
-    t.sum_ns = sum.load(std::memory_order_relaxed);
-    t.min_ns = std::max(min.load(std::memory_order_relaxed), layout::lower_ns(first));
-    t.max_ns = std::min(max.load(std::memory_order_relaxed), layout::upper_ns(last) - 1);
-    t.overflow = last == layout::bucket_count - 1
-                     ? std::min(overflow.load(std::memory_order_relaxed), part.buckets()[last])
-                     : 0;
-    part.unchecked_set_totals(t);
-    out.add(part);
+    t.count = out.count() + count;
+    t.sum_ns = out.sum_ns() + sum.load(std::memory_order_relaxed);
+    t.min_ns = out.empty() ? min_ns : std::min(out.min_ns(), min_ns);
+    t.max_ns = out.empty() ? max_ns : std::max(out.max_ns(), max_ns);
+    t.overflow = out.overflow_count() + overflowed;
+    out.unchecked_set_totals(t);
   }
 
   std::atomic<std::uint64_t> min{UINT64_MAX};

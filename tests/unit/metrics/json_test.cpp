@@ -92,7 +92,7 @@ TEST_CASE("metrics json: merging decoded histograms equals merging the originals
   CHECK(json::serialize(metrics::to_json(decoded)) == json::serialize(metrics::to_json(direct)));
 }
 
-TEST_CASE("metrics json: another layout, format or version is rejected as incompatible", "[metrics][json]") {
+TEST_CASE("metrics json: another layout or format or version is rejected as incompatible", "[metrics][json]") {
   auto expect_incompatible = [](json::object doc, std::string_view mentions) {
     auto r = metrics::from_json(doc);
     REQUIRE_FALSE(r.has_value());
@@ -116,7 +116,7 @@ TEST_CASE("metrics json: another layout, format or version is rejected as incomp
   expect_incompatible(doc, "format");
 }
 
-TEST_CASE("metrics json: malformed documents give a clear error, never a histogram", "[metrics][json]") {
+TEST_CASE("metrics json: malformed documents give a clear error and never a histogram", "[metrics][json]") {
   auto expect_malformed = [](const json::value& doc, std::string_view mentions) {
     INFO(json::serialize(doc));
     auto r = metrics::from_json(doc);

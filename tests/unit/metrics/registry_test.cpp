@@ -74,7 +74,7 @@ TEST_CASE("metrics registry: series are found again by name and labels in any or
   metrics::histogram_handle{}.record(5);
 }
 
-TEST_CASE("metrics registry: bad names, labels and conflicting registrations are refused", "[metrics][registry]") {
+TEST_CASE("metrics registry: bad names and labels and conflicting registrations are refused", "[metrics][registry]") {
   metrics::registry reg;
   reg.counter("twinfleet_ops_total", {{"backend", "azure"}});
   CHECK_THROWS_WITH(reg.counter("twinfleet ops"), Catch::Contains("not a Prometheus metric name"));
