@@ -133,6 +133,10 @@ TEST_CASE("metrics: an empty histogram answers zeros and owns no buckets", "[met
   reserved.reserve();
   CHECK(reserved.buckets().size() == layout::bucket_count);
   CHECK(reserved == h);
+  // Recording after reserve() keeps the same storage: no allocation on the hot path.
+  const auto* storage = reserved.buckets().data();
+  for (std::uint64_t v = 1; v < hour; v *= 3) reserved.record(v);
+  CHECK(reserved.buckets().data() == storage);
 }
 
 TEST_CASE("metrics: values above one hour clamp to one hour and count as overflow", "[metrics][histogram]") {
