@@ -10,6 +10,8 @@ packages=(
   catch2 libpaho-mqttpp-dev libpaho-mqtt-dev libqpid-proton-cpp12-dev
   libcli11-dev libfmt-dev libspdlog-dev
   mosquitto mosquitto-clients prometheus curl
+  # reporters' tests: libxml2 parses junit.xml back, headless Chromium renders report.html.
+  libxml2-dev chromium
 )
 # Extra packages a caller needs besides these (scripts/fuzz.sh asks for clang).
 packages+=("$@")

@@ -190,7 +190,9 @@ observation observe_latency(const sc::threshold& t, const json::object& summary)
     case sc::threshold_aggregate::max:
       break;
   }
-  if (f.count <= 0 && !(f.histogram && f.histogram->count() > 0)) return missing(fmt::format("no {} were recorded", what));
+  // engine.lag_ms carries no count: its figures stand alone.
+  const bool uncounted = t.metric == "engine_lag" && !f.histogram;
+  if (!uncounted && f.count <= 0 && !(f.histogram && f.histogram->count() > 0)) return missing(fmt::format("no {} were recorded", what));
   if (f.histogram && f.histogram->count() > 0) {
     const auto& h = *f.histogram;
     double ns = 0;
@@ -240,7 +242,8 @@ observation observe_count(const sc::threshold& t, const json::object& summary) {
     double errors = 0;
     double count = 0;
     for (const auto& [name, op] : *ops) {
-      if (!op.is_object()) continue;
+      // Derived timings (a write seen arriving, acknowledged) are not requests of their own.
+      if (!op.is_object() || name == "desired_propagation" || name == "convergence" || name == "delta_delivery") continue;
       errors += detail::number_at(op.get_object(), "errors").value_or(0);
       count += detail::number_at(op.get_object(), "count").value_or(0);
     }
@@ -309,7 +312,7 @@ threshold_result evaluate_threshold(const sc::threshold& t, const json::object& 
   if (!obs.value) {
     r.ok = false;
     r.detail = obs.missing;
-    r.message = fmt::format("{} {}: {}", label, r.expr, obs.missing);
+    r.message = fmt::format("{} {}: {}", t.metric, r.expr, obs.missing);
     return r;
   }
   const double observed = *obs.value * scale;

@@ -67,6 +67,9 @@ const std::vector<std::string>& known_threshold_metrics() {
       "convergence",      "errors",              "disconnects",        "engine_lag",
       "anomalies",        "anomalies.lost_update", "anomalies.stale_apply", "anomalies.out_of_order",
       "anomalies.duplicate", "anomalies.missed_delta", "anomalies.never_converged",
+      // Plain numbers of summary.json that reporters/ reads as they are (docs/REPORTS.md).
+      "devices.connected_peak", "devices.connect_failures", "sync.desired_writes", "sync.converged",
+      "sync.convergence_ratio",
   };
   return metrics;
 }

@@ -9,7 +9,8 @@
 // - convergence ratio within D: the desired writes converged within D / sync.desired_writes
 //   (sync.converged_within_deadline when D is sync.deadline_s, else the convergence histogram's
 //   count at or below D);
-// - errors: all operations' errors (value, count, rate, ratio = errors / operations);
+// - errors: all operations' errors (value, count, rate, ratio = errors / operations), the
+//   derived timings desired_propagation, convergence and delta_delivery not counted as operations;
 // - anomalies: the sum of sync.anomalies; anomalies.<kind>: that kind;
 // - sync.<field>, devices.<field>: that number of the summary.
 // A metric the summary does not hold fails its threshold with a message saying so; it never
