@@ -652,6 +652,105 @@ std::optional<document> document::load_file(const std::filesystem::path& file, d
   return load_string(text.str(), name, diags);
 }
 
+namespace {
+
+// A copy of `v` without source positions: a value from the command line has none in the file.
+YAML::Node without_marks(const YAML::Node& v) {
+  switch (v.Type()) {
+    case YAML::NodeType::Map: {
+      YAML::Node out(YAML::NodeType::Map);
+      for (auto it = v.begin(); it != v.end(); ++it) out[YAML::Node(it->first.Scalar())] = without_marks(it->second);
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      YAML::Node out(YAML::NodeType::Sequence);
+      for (const auto& item : v) out.push_back(without_marks(item));
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      YAML::Node out(v.Scalar());
+      out.SetTag(v.Tag());
+      return out;
+    }
+    default: return YAML::Node(YAML::NodeType::Null);
+  }
+}
+
+}  // namespace
+
+bool document::set(std::string_view path, std::string_view yaml_value, diagnostics& diags) {
+  const location nowhere{"--set " + std::string(path), 0, 0};
+  YAML::Node value;
+  try {
+    value = without_marks(YAML::Load(std::string(yaml_value)));
+  } catch (const YAML::Exception& e) {
+    diags.add(nowhere, "", "the value is not YAML: " + e.msg);
+    return false;
+  }
+  // "phases[0].duration", as diagnostics write paths, is "phases.0.duration".
+  std::string dotted;
+  for (char c : path) {
+    if (c == '[') {
+      dotted += '.';
+    } else if (c != ']') {
+      dotted += c;
+    }
+  }
+  const std::string_view p = dotted;
+  std::vector<std::string> keys;
+  for (std::size_t begin = 0; begin <= p.size();) {
+    const auto dot = std::min(p.find('.', begin), p.size());
+    keys.emplace_back(p.substr(begin, dot - begin));
+    begin = dot + 1;
+  }
+  if (keys.empty() || std::any_of(keys.begin(), keys.end(), [](const auto& k) { return k.empty(); })) {
+    diags.add(nowhere, "", "expected a key path such as phases.0.duration");
+    return false;
+  }
+  auto& root = i_->state->root;
+  if (!root.IsMap()) {
+    diags.add(nowhere, "", "the file's top level is not a map");
+    return false;
+  }
+  // yaml-cpp nodes are references: walk with reset(), never with assignment (which would
+  // overwrite the node referred to).
+  YAML::Node at;
+  at.reset(root);
+  std::string walked;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto& key = keys[i];
+    const bool last = i + 1 == keys.size();
+    if (at.IsSequence()) {
+      std::size_t index = 0;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), index);
+      if (ec != std::errc() || end != key.data() + key.size() || index >= at.size()) {
+        diags.add(nowhere, walked, "'" + key + "' is not an index of this list of " + std::to_string(at.size()));
+        return false;
+      }
+      if (last) {
+        at[index] = value;
+        return true;
+      }
+      YAML::Node next = at[index];
+      at.reset(next);
+    } else {
+      if (!at.IsDefined() || at.IsNull()) at = YAML::Node(YAML::NodeType::Map);
+      if (!at.IsMap()) {
+        diags.add(nowhere, walked, "is not a map, so it has no key '" + key + "'");
+        return false;
+      }
+      if (last) {
+        at[key] = value;
+        return true;
+      }
+      YAML::Node next = at[key];
+      at.reset(next);
+    }
+    walked += (walked.empty() ? "" : ".") + key;
+  }
+  return true;
+}
+
 node document::root() const {
   auto d = std::make_shared<detail::node_data>();
   d->doc = i_->state;

@@ -7,6 +7,22 @@
 
 namespace twinfleet::scenario {
 
+void scale_fleet(scenario& s, std::uint64_t devices) {
+  const auto total = s.device_count();
+  if (total == 0 || s.fleet.empty()) return;
+  std::vector<std::pair<double, std::size_t>> remainders;
+  std::uint64_t given = 0;
+  for (std::size_t e = 0; e < s.fleet.size(); ++e) {
+    const double share = static_cast<double>(s.fleet[e].count) * static_cast<double>(devices) / static_cast<double>(total);
+    s.fleet[e].count = static_cast<std::uint64_t>(share);
+    given += s.fleet[e].count;
+    remainders.emplace_back(share - static_cast<double>(s.fleet[e].count), e);
+  }
+  // Ties go to the earlier entry, so the result does not depend on the sort's whims.
+  std::stable_sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t k = 0; given < devices; ++k, ++given) ++s.fleet[remainders[k % remainders.size()].second].count;
+}
+
 std::vector<device_spec> expand_fleet(const scenario& s) {
   std::vector<device_spec> out;
   out.reserve(s.device_count());

@@ -524,10 +524,12 @@ class scenario_reader {
   std::map<std::string, std::shared_ptr<const device::profile>> cache_;
 };
 
-std::optional<scenario> finish(const std::optional<config::document>& doc, const fs::path& file, config::diagnostics& diags,
+std::optional<scenario> finish(std::optional<config::document> doc, const fs::path& file, config::diagnostics& diags,
                                const load_options& options) {
   if (!doc) return std::nullopt;
   const auto before = diags.size();
+  for (const auto& [path, value] : options.overrides) (void)doc->set(path, value, diags);
+  if (diags.size() != before) return std::nullopt;
   auto s = scenario_reader(doc->root(), file, diags, options).read();
   if (diags.size() != before) return std::nullopt;
   return s;
@@ -536,14 +538,12 @@ std::optional<scenario> finish(const std::optional<config::document>& doc, const
 }  // namespace
 
 std::optional<scenario> load_scenario(const fs::path& file, config::diagnostics& diags, const load_options& options) {
-  const auto doc = config::document::load_file(file, diags);
-  return finish(doc, file, diags, options);
+  return finish(config::document::load_file(file, diags), file, diags, options);
 }
 
 std::optional<scenario> load_scenario_string(std::string_view text, const std::string& display_name, config::diagnostics& diags,
                                              const load_options& options) {
-  const auto doc = config::document::load_string(text, display_name, diags);
-  return finish(doc, fs::path(display_name), diags, options);
+  return finish(config::document::load_string(text, display_name, diags), fs::path(display_name), diags, options);
 }
 
 file_kind detect_file_kind(const fs::path& file) {

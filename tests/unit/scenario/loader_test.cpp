@@ -304,3 +304,50 @@ TEST_CASE("ramp schedule and phase timeline", "[scenario][plan]") {
   CHECK(sc::eligible_for_methods(*s, s->phases[1].backend.method_calls) == 800);  // not the devkits
   CHECK(s->device_count() == 1000);
 }
+
+TEST_CASE("overrides (--set) change the YAML before it is read, and are checked like it", "[scenario][overrides]") {
+  auto options = shipped_profiles();
+  options.overrides = {{"seed", "77"}, {"phases[1].duration", "5s"}, {"ramp.jitter", "0.25"}, {"fleet.0.count", "3"}};
+  config::diagnostics diags;
+  const auto s = sc::load_scenario(repo() / "scenarios/quickstart.yaml", diags, options);
+  INFO(diags.to_string());
+  REQUIRE(s);
+  CHECK(s->seed == 77);
+  CHECK(s->phases[1].length == 5s);
+  CHECK(s->ramp.jitter == Approx(0.25));
+  CHECK(s->fleet[0].count == 3);
+
+  // Each bad override is an error naming it; a wrong value is checked like one in the file.
+  options.overrides = {{"phases.9.duration", "5s"}, {"seed.x", "1"}, {"ramp.jitter", "2"}, {"", "1"}, {"name", "[unclosed"}};
+  config::diagnostics bad;
+  CHECK_FALSE(sc::load_scenario(repo() / "scenarios/quickstart.yaml", bad, options));
+  const auto text = bad.to_string();
+  INFO(text);
+  CHECK(text.find("--set phases.9.duration: phases: '9' is not an index of this list of 3") != std::string::npos);
+  CHECK(text.find("--set seed.x: seed: is not a map") != std::string::npos);
+  CHECK(text.find("--set : expected a key path") != std::string::npos);
+  CHECK(text.find("--set name: the value is not YAML") != std::string::npos);
+  // ramp.jitter 2 is out of range: reported by the loader once the syntax of every --set is fine.
+  options.overrides = {{"ramp.jitter", "2"}};
+  config::diagnostics range;
+  CHECK_FALSE(sc::load_scenario(repo() / "scenarios/quickstart.yaml", range, options));
+  CHECK(range.to_string().find("ramp.jitter") != std::string::npos);
+}
+
+TEST_CASE("scale_fleet (--devices) keeps each entry's share", "[scenario][plan]") {
+  config::diagnostics diags;
+  auto s = sc::load_scenario(repo() / "scenarios/quickstart.yaml", diags, shipped_profiles());
+  REQUIRE(s);
+  std::vector<std::uint64_t> before;
+  for (const auto& e : s->fleet) before.push_back(e.count);
+  const auto total = s->device_count();
+  sc::scale_fleet(*s, 101);
+  CHECK(s->device_count() == 101);
+  for (std::size_t e = 0; e < s->fleet.size(); ++e) {
+    const double ideal = static_cast<double>(before[e]) * 101.0 / static_cast<double>(total);
+    CHECK(std::abs(static_cast<double>(s->fleet[e].count) - ideal) < 1.0);
+  }
+  sc::scale_fleet(*s, 20000);
+  CHECK(s->device_count() == 20000);
+  CHECK(sc::expand_fleet(*s).size() == 20000);
+}

@@ -193,6 +193,13 @@ class document {
   // Parses `text` as if it were the file `display_name`.
   static std::optional<document> load_string(std::string_view text, std::string display_name, diagnostics& diags);
 
+  // Replaces (or adds) the value at `path` — map keys and sequence indices separated by dots,
+  // "phases.0.duration", or written as diagnostics write them, "phases[0].duration" — with `yaml_value` parsed as YAML ("30s", "[a, b]", "{rate: 5}"), as
+  // `twinfleet run --set` does before loading. Maps on the way are created; an index must
+  // exist. Problems go to the diagnostics as "--set PATH: …" and give false. Values set here
+  // carry no position, so later messages about them name the key path only.
+  bool set(std::string_view path, std::string_view yaml_value, diagnostics& diags);
+
   // The top-level value, path "". An empty file gives a null root.
   [[nodiscard]] node root() const;
   [[nodiscard]] const std::string& file() const noexcept;

@@ -24,6 +24,10 @@ struct device_spec {
   std::uint64_t seed = 0;            // device::mix_seed(scenario.seed, index): every random choice of this device
 };
 
+// `twinfleet run --devices N`: the fleet's entries rescaled so they hold N devices together,
+// each keeping its share (largest remainders get the odd devices; an entry may drop to 0).
+void scale_fleet(scenario& s, std::uint64_t devices);
+
 // Every device, in fleet order. Profiles are shared, not copied.
 [[nodiscard]] std::vector<device_spec> expand_fleet(const scenario& s);
 

@@ -17,6 +17,9 @@ namespace twinfleet::scenario {
 struct load_options {
   // Where `profile: NAME` is looked for, in order, as NAME.yaml. Empty: default_profile_dirs().
   std::vector<std::filesystem::path> profile_dirs;
+  // `twinfleet run --set key.path=value`: applied to the scenario's YAML before it is read
+  // (config::document::set), so the values are checked like the file's own.
+  std::vector<std::pair<std::string, std::string>> overrides;
 };
 
 // The scenario file's ../device-profiles and ./device-profiles, $TWINFLEET_PROFILES (':'
