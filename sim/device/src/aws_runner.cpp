@@ -71,6 +71,8 @@ struct device_state : detail::device_core {
 asio::awaitable<std::optional<std::int64_t>> report(std::shared_ptr<device_state> s, std::string shadow,
                                                     json::object patch) {
   const auto start = steady::now();
+  const auto session = s->session_serial;
+  const auto serial = ++s->reported_serial;
   json::object state{{"reported", patch}};
   auto r = co_await s->session.async_update(shadow, state, std::nullopt, s->run.request_timeout);
   s->observer.reported(s->id, steady::now() - start, r.has_value());
@@ -78,13 +80,14 @@ asio::awaitable<std::optional<std::int64_t>> report(std::shared_ptr<device_state
   for (const auto& [k, v] : patch) s->last_reported[k] = v;
   const auto* version = r->if_contains("version");
   if (version == nullptr || !version->is_int64()) co_return std::nullopt;
+  s->observer.reported_accepted(shadow_key(s->id, shadow), session, serial, version->get_int64());
   co_return version->get_int64();
 }
 
 // Applies desired `state` (a delta, or a GET's desired) of `version` to one shadow, and
 // acknowledges it by reporting the values in force that changed (the mirror).
 asio::awaitable<void> apply(std::shared_ptr<device_state> s, shadow_state& sh, const json::object& desired,
-                            std::int64_t version) {
+                            std::int64_t version, desired_via via) {
   json::object mirror;
   int status = 200;
   for (const auto& [key, value] : desired) {
@@ -109,6 +112,7 @@ asio::awaitable<void> apply(std::shared_ptr<device_state> s, shadow_state& sh, c
     }
   }
   s->observer.desired_applied(sh.key, version, status);
+  s->observer.desired_applied_via(sh.key, version, via, status);
 }
 
 asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnect) {
@@ -150,9 +154,10 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
         }
       }
       sh.filter.on_document_applied(version);
+      s->observer.desired_delivered(sh.key, version, desired_via::get);
       if (const auto* desired = state.if_contains("desired"); desired != nullptr && desired->is_object()) {
         s->observer.desired_received(sh.key, version);
-        co_await apply(s, sh, desired->as_object(), version);
+        co_await apply(s, sh, desired->as_object(), version, desired_via::get);
       }
     }
   } else {
@@ -186,6 +191,7 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
     auto* sh = st->find(d.shadow);
     if (sh == nullptr) return;
     st->observer.desired_received(sh->key, d.version);
+    st->observer.desired_delivered(sh->key, d.version, desired_via::delta);
     if (!sh->filter.on_delta(d.version)) {
       st->observer.desired_stale(sh->key, d.version);
       return;
@@ -208,6 +214,7 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
     if (auto st = weak.lock()) {
       st->lost = true;
       st->observer.disconnected(st->id, ec);
+      st->observer.session_ended(st->id, st->session_serial);
       st->poke();
     }
   });
@@ -228,7 +235,7 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
         auto d = std::move(sh.inbox.front());
         sh.inbox.pop_front();
         co_await detail::wait_apply_delay(*s, d.state);
-        co_await apply(s, sh, d.state, d.version);
+        co_await apply(s, sh, d.state, d.version, desired_via::delta);
       }
     }
     auto due = s->due_reports(steady::now());
@@ -250,7 +257,10 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
     for (const auto& sh : s->shadows) pending = pending || !sh.inbox.empty();
     if (!pending && !s->lost) co_await detail::sleep_until(*s, s->next_due(until));
   }
-  if (s->session.connected()) (void)co_await s->session.async_disconnect();
+  if (s->session.connected()) {
+    (void)co_await s->session.async_disconnect();
+    s->observer.session_ended(s->id, s->session_serial);
+  }
 }
 
 }  // namespace twinfleet::device

@@ -56,10 +56,13 @@ struct device_state : detail::device_core {
 // Sends a reported patch and tells the observer; false when it failed.
 asio::awaitable<bool> report(std::shared_ptr<device_state> s, json::object patch) {
   const auto start = steady::now();
+  const auto session = s->session_serial;
+  const auto serial = ++s->reported_serial;
   auto r = co_await s->session.async_patch_reported(patch, std::nullopt, s->run.request_timeout);
   s->observer.reported(s->id, steady::now() - start, r.has_value());
   if (r) {
     for (const auto& [k, v] : patch) s->last_reported[k] = v;
+    s->observer.reported_accepted(s->id, session, serial, *r);
   }
   co_return r.has_value();
 }
@@ -113,6 +116,7 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   s->observer.twin_read(s->id, steady::now() - start, twin.has_value());
   if (!twin) co_return false;
   s->observer.desired_received(s->id, twin->desired_version);
+  s->observer.desired_delivered(s->id, twin->desired_version, desired_via::get);
   auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
   const auto applied_version = twin->desired_version;
   for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
@@ -124,6 +128,7 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   for (auto& [k, v] : s->connect_reports(s->first_connect)) acks[k] = std::move(v);
   co_await send_report(s, std::move(acks));
   s->observer.desired_applied(s->id, applied_version, status);
+  s->observer.desired_applied_via(s->id, applied_version, desired_via::get, status);
   co_return true;
 }
 
@@ -183,6 +188,7 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
     auto st = weak.lock();
     if (!st) return;
     st->observer.desired_received(st->id, n.version);
+    st->observer.desired_delivered(st->id, n.version, desired_via::notification);
     switch (st->reconciler.on_notification(n)) {
       case backends::azure_desired_reconciler::verdict::apply: st->inbox.push_back(std::move(n)); break;
       case backends::azure_desired_reconciler::verdict::stale: st->observer.desired_stale(st->id, n.version); break;
@@ -200,6 +206,7 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
     if (auto st = weak.lock()) {
       st->lost = true;
       st->observer.disconnected(st->id, ec);
+      st->observer.session_ended(st->id, st->session_serial);
       st->poke();
     }
   });
@@ -213,7 +220,10 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
     // SAS renewal: reconnect before the token expires, then reconcile (A4).
     if (!s->run.session.sas_key.empty() && std::chrono::system_clock::now() >= s->session.token_renewal_due()) {
       const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(p.lifecycle.connect_timeout);
+      s->observer.session_ended(s->id, s->session_serial);  // a clean DISCONNECT: no closed handler
       if (!co_await s->session.async_reconnect(s->run.hub, s->run.transport, timeout)) {
+        s->session_serial = detail::next_session_serial();
+        s->observer.session_started(s->id, s->session_serial);
         (void)co_await synchronise(s, true);
       }
       continue;
@@ -231,6 +241,7 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
       co_await send_report(s, std::move(acks));
       // Acknowledged: the service can see it now (convergence is measured to here).
       s->observer.desired_applied(s->id, n.version, status);
+      s->observer.desired_applied_via(s->id, n.version, desired_via::notification, status);
     }
     while (!s->methods.empty()) {
       asio::co_spawn(ex, answer_method(s, std::move(s->methods.front())), asio::detached);
@@ -248,7 +259,10 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
     const auto next = s->next_due(until);
     if (s->inbox.empty() && s->methods.empty() && !s->lost) co_await detail::sleep_until(*s, next);
   }
-  if (s->session.connected()) (void)co_await s->session.async_disconnect();
+  if (s->session.connected()) {
+    (void)co_await s->session.async_disconnect();
+    s->observer.session_ended(s->id, s->session_serial);
+  }
 }
 
 }  // namespace twinfleet::device

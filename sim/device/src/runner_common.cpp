@@ -6,6 +6,11 @@ namespace twinfleet::device::detail {
 
 namespace json = boost::json;
 
+std::uint64_t next_session_serial() noexcept {
+  static std::atomic<std::uint64_t> serial{0};
+  return ++serial;
+}
+
 device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx, std::uint64_t sd, std::string name)
     : device_profile(std::move(prof)), index(idx), seed(sd), id(std::move(name)), random(sd) {
   const auto& pr = p();

@@ -50,6 +50,8 @@ struct device_core {
   std::vector<bool> telemetry_on;
   steady::time_point started = steady::now();
   steady::time_point offline_until{};  // a reboot effect
+  std::uint64_t session_serial = 0;    // the current connection's (device_observer::session_started)
+  std::uint64_t reported_serial = 0;   // reported writes sent so far
 
   const profile& p() const { return *device_profile; }
   template_context context(std::string_view message = {}, const boost::json::value* request = nullptr) const;
@@ -77,6 +79,9 @@ struct device_core {
   bool flaky_drop_due(steady::time_point now);
   steady::time_point next_flaky = steady::time_point::max();
 };
+
+// The next connection's session serial: process-wide, so a later connection has a larger one.
+std::uint64_t next_session_serial() noexcept;
 
 // Both platforms' device states keep a `wake` timer that their session handlers cancel when
 // something arrives; a device sleeps on it until `t`, at most 250 ms at a time (so that a stop
@@ -116,6 +121,8 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
     const auto ec = co_await s->session.async_connect(s->run.hub, s->run.transport, timeout);
     if (!ec) {
       s->observer.connected(s->id, steady::now() - start);
+      s->session_serial = next_session_serial();
+      s->observer.session_started(s->id, s->session_serial);
       s->lost = false;
       if (co_await synchronise(s, !s->first_connect)) {
         s->first_connect = false;

@@ -27,6 +27,10 @@
 
 namespace twinfleet::device {
 
+// How a desired version reached a device: an Azure desired notification (that version's patch
+// only), an AWS /update/delta (cumulative), or a GET (the whole desired state).
+enum class desired_via : std::uint8_t { notification, delta, get };
+
 // What a device did, as it happened. Latencies are measured on the steady clock from the
 // operation's start. Default: nothing.
 class device_observer {
@@ -45,6 +49,23 @@ class device_observer {
   virtual void desired_stale(std::string_view /*device*/, std::int64_t /*version*/) {}
   virtual void method_answered(std::string_view /*device*/, std::string_view /*name*/, int /*status*/) {}
   virtual void telemetry_sent(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
+
+  // For the sync checker (sim/check), alongside the calls above:
+  // A connection came up (after CONNACK, before subscribing) or ended. `session` numbers
+  // connections process-wide: unique, and larger for a later connection, also between two
+  // devices that share an id. Named by the connection: the Azure device id, the AWS thing.
+  virtual void session_started(std::string_view /*device*/, std::uint64_t /*session*/) {}
+  virtual void session_ended(std::string_view /*device*/, std::uint64_t /*session*/) {}
+  // A desired version reached the device (as desired_received, and also an AWS GET whose
+  // document holds no desired state), and how; then applied and acknowledged, as
+  // desired_applied, and from where.
+  virtual void desired_delivered(std::string_view /*key*/, std::int64_t /*version*/, desired_via) {}
+  virtual void desired_applied_via(std::string_view /*key*/, std::int64_t /*version*/, desired_via, int /*status*/) {}
+  // The hub accepted reported write number `serial` of this device (numbered when sent, in
+  // send order, across sessions) sent on `session`, as reported version `hub_version` (Azure
+  // reported $version, AWS shadow version). `key` as for desired versions.
+  virtual void reported_accepted(std::string_view /*key*/, std::uint64_t /*session*/, std::uint64_t /*serial*/,
+                                 std::int64_t /*hub_version*/) {}
 };
 
 struct azure_device_run {

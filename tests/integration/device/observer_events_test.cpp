@@ -1,0 +1,310 @@
+// The device coroutines tell the sync checker what it needs (sessions, how each desired
+// version arrived, reported writes with their sessions and hub versions), and, fed through the
+// same adapter the engine uses, the checker finds a correct device on the real local hub under
+// duplicated and reordered notifications and forced disconnects free of anomalies, while the
+// no_reconcile_on_reconnect quirk with a write made offline shows as its own kind.
+#include <twinfleet/check/sync_checker.hpp>
+#include <twinfleet/device/aws_runner.hpp>
+#include <twinfleet/device/azure_runner.hpp>
+#include <twinfleet/hub/local_hub.hpp>
+#include <twinfleet/scenario/profile_loader.hpp>
+
+#include "json_test_util.hpp"
+#include "test_data.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include <catch2/catch.hpp>
+
+using namespace twinfleet;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace json = boost::json;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+check::delivery to_delivery(device::desired_via via) {
+  switch (via) {
+    case device::desired_via::notification: return check::delivery::patch;
+    case device::desired_via::delta: return check::delivery::delta;
+    case device::desired_via::get: return check::delivery::document;
+  }
+  return check::delivery::document;
+}
+
+// Records the new events and forwards them to a checker: the wiring the engine does.
+struct checker_feed : device::device_observer {
+  explicit checker_feed(check::sync_checker& c) : checker(c) {}
+  check::sync_checker& checker;
+  std::vector<std::uint64_t> sessions_started;
+  std::vector<std::uint64_t> sessions_ended;
+  std::vector<std::pair<std::int64_t, device::desired_via>> delivered;
+  std::vector<std::pair<std::int64_t, device::desired_via>> applied;
+  std::vector<std::pair<std::uint64_t, std::int64_t>> reported;  // serial, hub version
+  std::vector<std::string> keys;
+
+  void session_started(std::string_view device, std::uint64_t session) override {
+    sessions_started.push_back(session);
+    checker.session_started(device, session, steady::now());
+  }
+  void session_ended(std::string_view device, std::uint64_t session) override {
+    sessions_ended.push_back(session);
+    checker.session_ended(device, session, steady::now());
+  }
+  void desired_delivered(std::string_view key, std::int64_t version, device::desired_via via) override {
+    delivered.emplace_back(version, via);
+    keys.emplace_back(key);
+    checker.desired_delivered(key, version, to_delivery(via), steady::now());
+  }
+  void desired_stale(std::string_view key, std::int64_t version) override {
+    checker.desired_dropped(key, version, steady::now());
+  }
+  void desired_applied_via(std::string_view key, std::int64_t version, device::desired_via via, int) override {
+    applied.emplace_back(version, via);
+    checker.desired_applied(key, version, to_delivery(via), steady::now());
+  }
+  void reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial, std::int64_t hub_version) override {
+    reported.emplace_back(serial, hub_version);
+    checker.reported_accepted(key, session, serial, hub_version, steady::now());
+  }
+};
+
+std::shared_ptr<const device::profile> bulb_profile(std::string_view quirks) {
+  config::diagnostics diags;
+  auto profile = scenario::load_profile_string(std::string(R"(
+name: sync-bulb
+identity: { id: "sync-{index:03}" }
+desired:
+  brightness: { type: integer, min: 0, max: 100, initial: 80, apply_after: 5ms }
+reported:
+  power_w: { walk: { start: 7.5, step: 0.3, min: 0, max: 9, decimals: 2 }, every: 100ms }
+lifecycle:
+  keep_alive: 60s
+  reconnect: { initial: 50ms, max: 100ms, jitter: 0% }
+)") + std::string(quirks),
+                                               "sync-bulb.yaml", diags);
+  INFO(diags.to_string());
+  REQUIRE(profile);
+  return profile;
+}
+
+struct hub_fixture {
+  asio::io_context io;
+  test::temp_dir dir;
+  std::unique_ptr<hub::local_hub> hub;
+
+  hub_fixture() {
+    hub::hub_options options;
+    options.settings.auth = hub::auth_mode::open;
+    options.certs_dir = dir.path();
+    options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+    options.log = [](std::string_view) {};
+    hub = std::make_unique<hub::local_hub>(io.get_executor(), options);
+    REQUIRE_FALSE(hub->start());
+  }
+  ~hub_fixture() {
+    bool stopped = false;
+    hub->async_stop([&] { stopped = true; });
+    for (int i = 0; i < 100 && !stopped; ++i) io.run_for(50ms);
+  }
+  void run_until(const bool& done, std::chrono::seconds limit) {
+    const auto deadline = steady::now() + limit;
+    while (!done && steady::now() < deadline) io.run_for(50ms);
+  }
+  // A desired write of brightness through the service side, recorded as the engine does.
+  void write(check::sync_checker& checker, std::string_view id, int brightness) {
+    const auto sent = steady::now();
+    auto w = hub->core().azure_update_twin(
+        id, test::jv(R"({"properties":{"desired":{"brightness":)" + std::to_string(brightness) + "}}}"), {}, false,
+        std::chrono::system_clock::now());
+    REQUIRE(w.has_value());
+    const auto& desired = w->at("properties").at("desired").as_object();
+    checker.desired_written(id, desired.at("$version").to_number<std::int64_t>(),
+                            json::object{{"brightness", brightness}}, sent);
+  }
+  void audit(check::sync_checker& checker, std::string_view id) {
+    const auto twin = hub->core().azure_get_twin(id);
+    REQUIRE(twin.has_value());
+    const auto& props = twin->at("properties").as_object();
+    checker.audit(id, props.at("desired").as_object(), props.at("reported").as_object(),
+                  check::device_mapping{{{"brightness", "brightness", check::ack_form::pnp_ack}}}, steady::now());
+  }
+};
+
+asio::awaitable<void> pause(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  t.expires_after(d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+}  // namespace
+
+TEST_CASE("device events: a correct Azure device under duplicated and reordered notifications and forced disconnects reports "
+          "every event and ends with no anomaly",
+          "[device][azure][check][integration]") {
+  hub_fixture f;
+  hub::fault_settings faults;
+  faults.seed = 3;
+  hub::delivery_fault notify;
+  notify.kinds = {hub::outbound_kind::azure_desired_patch};
+  notify.duplicate = 0.4;
+  notify.reorder = 0.4;
+  notify.reorder_hold = 30ms;
+  faults.delivery.push_back(notify);
+  f.hub->core().set_faults(faults, std::chrono::system_clock::now());
+
+  check::checker_options o;
+  o.run_start = steady::now();
+  check::sync_checker checker(o);
+  checker_feed seen(checker);
+
+  device::azure_device_run run;
+  run.device_profile = bulb_profile("");
+  run.seed = 11;
+  run.session.device_id = "sync-001";
+  run.session.sas_key = f.hub->core().device_key_for("sync-001");
+  run.hub = f.hub->listeners().at(0).endpoint;
+  bool done = false;
+  asio::co_spawn(f.io, device::run_azure_device(run, seen, steady::now() + 3500ms), [&](std::exception_ptr) { done = true; });
+
+  auto driver = [&]() -> asio::awaitable<void> {
+    co_await pause(400ms);
+    for (int round = 0; round < 3; ++round) {
+      // A burst the hub duplicates and reorders, then a write while the device is offline.
+      for (int i = 0; i < 4; ++i) f.write(checker, "sync-001", 10 * round + i);
+      co_await pause(300ms);
+      f.hub->core().force_disconnect("sync-001");
+      f.write(checker, "sync-001", 50 + round);
+      co_await pause(500ms);
+    }
+  };
+  asio::co_spawn(f.io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  f.run_until(done, 20s);
+  REQUIRE(done);
+  f.audit(checker, "sync-001");
+
+  // The events: a new, larger session serial on each connection, each ended; a GET delivery
+  // after each; notifications; reported writes numbered in order with growing hub versions.
+  REQUIRE(seen.sessions_started.size() >= 4);
+  CHECK(std::is_sorted(seen.sessions_started.begin(), seen.sessions_started.end()));
+  CHECK(std::adjacent_find(seen.sessions_started.begin(), seen.sessions_started.end()) == seen.sessions_started.end());
+  CHECK(seen.sessions_ended == seen.sessions_started);
+  const auto gets = std::count_if(seen.delivered.begin(), seen.delivered.end(),
+                                  [](const auto& d) { return d.second == device::desired_via::get; });
+  CHECK(gets == static_cast<long>(seen.sessions_started.size()));
+  CHECK(std::any_of(seen.delivered.begin(), seen.delivered.end(),
+                    [](const auto& d) { return d.second == device::desired_via::notification; }));
+  CHECK(std::any_of(seen.applied.begin(), seen.applied.end(),
+                    [](const auto& d) { return d.second == device::desired_via::notification; }));
+  REQUIRE(seen.reported.size() >= 5);
+  for (std::size_t i = 1; i < seen.reported.size(); ++i) {
+    CHECK(seen.reported[i].first > seen.reported[i - 1].first);
+    CHECK(seen.reported[i].second > seen.reported[i - 1].second);
+  }
+
+  const auto r = checker.finish(steady::now());
+  INFO(json::serialize(r.to_json()));
+  CHECK(r.total_anomalies() == 0);
+  CHECK(r.desired_writes == 15);
+  CHECK(r.converged == 15);
+  CHECK(r.observed.reconnects >= 3);
+  CHECK(f.hub->core().counters().faults_duplicated[static_cast<std::size_t>(hub::outbound_kind::azure_desired_patch)] > 0);
+}
+
+TEST_CASE("device events: no_reconcile_on_reconnect with a write made while offline is unreconciled_after_reconnect",
+          "[device][azure][check][integration]") {
+  hub_fixture f;
+  check::checker_options o;
+  o.run_start = steady::now();
+  check::sync_checker checker(o);
+  checker_feed seen(checker);
+
+  device::azure_device_run run;
+  run.device_profile = bulb_profile("quirks: { no_reconcile_on_reconnect: true }\n");
+  run.seed = 12;
+  run.session.device_id = "sync-002";
+  run.session.sas_key = f.hub->core().device_key_for("sync-002");
+  run.hub = f.hub->listeners().at(0).endpoint;
+  bool done = false;
+  asio::co_spawn(f.io, device::run_azure_device(run, seen, steady::now() + 2s), [&](std::exception_ptr) { done = true; });
+  auto driver = [&]() -> asio::awaitable<void> {
+    co_await pause(400ms);
+    f.write(checker, "sync-002", 30);
+    co_await pause(200ms);
+    // Dropped, and written before it can come back (nothing runs in between on this thread).
+    f.hub->core().force_disconnect("sync-002");
+    f.write(checker, "sync-002", 60);
+  };
+  asio::co_spawn(f.io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  f.run_until(done, 20s);
+  REQUIRE(done);
+  f.audit(checker, "sync-002");
+  const auto r = checker.finish(steady::now());
+  INFO(json::serialize(r.to_json()));
+  CHECK(r.count(check::anomaly_kind::unreconciled_after_reconnect) == 1);
+  CHECK(r.count(check::anomaly_kind::lost_update) == 0);
+  CHECK(r.count(check::anomaly_kind::divergence) == 1);  // its consequence in the final audit
+  CHECK(r.converged == 1);
+}
+
+TEST_CASE("device events: an AWS device reports deltas and GETs by shadow key, and its reported writes with hub versions",
+          "[device][aws][check][integration]") {
+  hub_fixture f;
+  check::checker_options o;
+  o.run_start = steady::now();
+  check::sync_checker checker(o);
+  checker_feed seen(checker);
+
+  device::aws_device_run run;
+  run.device_profile = bulb_profile("");
+  run.seed = 13;
+  run.session.thing_name = "sync-003";
+  run.session.client_id = "sync-003";
+  run.shadows = {"config"};
+  run.hub = f.hub->listeners().at(0).endpoint;
+  bool done = false;
+  asio::co_spawn(f.io, device::run_aws_device(run, seen, steady::now() + 1500ms), [&](std::exception_ptr) { done = true; });
+  auto driver = [&]() -> asio::awaitable<void> {
+    co_await pause(400ms);
+    for (int b : {20, 40}) {
+      const auto sent = steady::now();
+      auto w = f.hub->core().aws_update_shadow("sync-003", "config",
+                                               R"({"state":{"desired":{"brightness":)" + std::to_string(b) + "}}}",
+                                               std::chrono::system_clock::now());
+      REQUIRE(w.has_value());
+      checker.desired_written("sync-003/config", w->at("version").to_number<std::int64_t>(), json::object{{"brightness", b}},
+                              sent);
+      co_await pause(200ms);
+    }
+  };
+  asio::co_spawn(f.io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  f.run_until(done, 20s);
+  REQUIRE(done);
+  auto shadow = f.hub->core().aws_get_shadow("sync-003", "config", std::chrono::system_clock::now());
+  REQUIRE(shadow.has_value());
+  const auto& state = shadow->at("state").as_object();
+  checker.audit("sync-003/config", state.at("desired").as_object(), state.at("reported").as_object(),
+                check::device_mapping{{{"brightness", "brightness", check::ack_form::mirror}}}, steady::now());
+
+  CHECK(seen.sessions_started.size() == 1);
+  CHECK(std::all_of(seen.keys.begin(), seen.keys.end(), [](const std::string& k) { return k == "sync-003/config"; }));
+  CHECK(std::count_if(seen.delivered.begin(), seen.delivered.end(),
+                      [](const auto& d) { return d.second == device::desired_via::delta; }) >= 2);
+  CHECK(std::any_of(seen.applied.begin(), seen.applied.end(), [](const auto& d) { return d.second == device::desired_via::delta; }));
+  CHECK_FALSE(seen.reported.empty());
+  const auto r = checker.finish(steady::now());
+  INFO(json::serialize(r.to_json()));
+  CHECK(r.total_anomalies() == 0);
+  CHECK(r.converged == 2);
+}
