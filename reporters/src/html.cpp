@@ -144,8 +144,10 @@ std::string legend(const std::vector<series>& all) {
 }
 
 // A time chart: one polyline per series over a shared x (seconds) and y (from 0) axis.
-std::string line_chart(const std::string& chart, const std::string& title, const std::vector<series>& all, const std::string& y_title) {
-  double x_hi = 0;
+// `x_max`: the timeline's last second, so that every time chart shares one x axis.
+std::string line_chart(const std::string& chart, const std::string& title, const std::vector<series>& all, const std::string& y_title,
+                       double x_max) {
+  double x_hi = x_max;
   double y_hi = 0;
   bool any = false;
   for (const auto& se : all) {
@@ -166,10 +168,16 @@ std::string line_chart(const std::string& chart, const std::string& title, const
     if (se.points.empty()) continue;
     std::string d;
     for (const auto& p : se.points) d += fmt::format("{}{} {}", d.empty() ? "M" : " L", num(sx(x, p.x)), num(sy(y, p.y)));
-    // A single sample draws a dot rather than nothing.
-    if (se.points.size() == 1) d += fmt::format(" h0.1");
+    if (se.points.size() == 1) d += " h0.1";  // a path needs extent to have a rendered box
     s += fmt::format(R"(<path class="series{}" d="{}" stroke="{}"><title>{}</title></path>)", se.dashed ? " dashed" : "", d, se.colour,
                      html_escape(se.name));
+    // A line of one or two samples is easy to miss: mark them.
+    if (se.points.size() <= 2) {
+      for (const auto& p : se.points) {
+        s += fmt::format(R"(<circle class="point" cx="{}" cy="{}" r="3" fill="{}"><title>{}: {} at {} s</title></circle>)", num(sx(x, p.x)),
+                         num(sy(y, p.y)), se.colour, html_escape(se.name), format_number(p.y), format_number(p.x));
+      }
+    }
   }
   return s + "</svg>" + legend(all) + "</figure>";
 }
@@ -228,9 +236,11 @@ std::string histogram_chart(const std::string& op, const metrics::histogram& h, 
     const double ms = static_cast<double>(h.value_at_quantile(q)) / 1e6;
     if (ms <= 0) continue;
     const double px = sx(x, std::clamp(std::log10(ms), d_lo, d_hi));
-    s += fmt::format(R"(<line class="marker" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/><text class="marker-label" x="{3}" y="{4}">{5} {6} ms</text>)",
-                     num(px), num(margin_t), num(margin_t + plot_h), num(px + 3), num(margin_t + (q < 0.9 ? 10 : 22)), label,
-                     format_number(ms));
+    // Labels near the right edge go to the left of their line.
+    const bool left = px > margin_l + plot_w - 90;
+    s += fmt::format(R"(<line class="marker" x1="{0}" x2="{0}" y1="{1}" y2="{2}"/><text class="marker-label" x="{3}" y="{4}" text-anchor="{5}">{6} {7} ms</text>)",
+                     num(px), num(margin_t), num(margin_t + plot_h), num(left ? px - 3 : px + 3), num(margin_t + (q < 0.9 ? 10 : 22)),
+                     left ? "end" : "start", label, format_number(ms));
   }
   return s + "</svg></figure>";
 }
@@ -277,6 +287,7 @@ std::string anomalies_section(const json::object& summary) {
   const auto* examples = detail::object_at(summary, "sync.examples");
   if (!anomalies) return s + "<p class=\"muted\">This summary carries no sync-checker results.</p></section>";
   s += "<table id=\"anomalies\"><thead><tr><th>kind</th><th class=\"num\">count</th><th>examples</th></tr></thead><tbody>";
+  if (anomalies->empty()) s += "<tr class=\"zero\"><td colspan=\"3\">the sync checker recorded no anomalies</td></tr>";
   for (const auto& [kind, v] : *anomalies) {
     const double n = detail::as_number(&v).value_or(0);
     std::string ex;
@@ -340,12 +351,23 @@ std::string devices_section(const json::object& summary) {
   }
   s += "</div>";
   if (const auto* groups = detail::array_at(summary, "devices.by_group"); groups && !groups->empty()) {
-    s += "<table id=\"groups\"><thead><tr><th>backend</th><th>profile</th><th class=\"num\">planned</th><th class=\"num\">connected at peak</th></tr></thead><tbody>";
+    // The numeric columns the groups carry (planned, connected_peak, …), in first-seen order.
+    std::vector<std::string> columns;
+    for (const auto& g : *groups) {
+      if (!g.is_object()) continue;
+      for (const auto& [k, v] : g.get_object()) {
+        if (v.is_number() && std::find(columns.begin(), columns.end(), k) == columns.end()) columns.emplace_back(k);
+      }
+    }
+    s += "<table id=\"groups\"><thead><tr><th>backend</th><th>profile</th>";
+    for (const auto& c : columns) s += "<th class=\"num\">" + html_escape(c) + "</th>";
+    s += "</tr></thead><tbody>";
     for (const auto& g : *groups) {
       if (!g.is_object()) continue;
       const auto& o = g.get_object();
-      s += "<tr><td>" + html_escape(detail::string_at(o, "backend")) + "</td><td>" + html_escape(detail::string_at(o, "profile")) +
-           "</td>" + num_cell(detail::number_at(o, "planned")) + num_cell(detail::number_at(o, "connected_peak")) + "</tr>";
+      s += "<tr><td>" + html_escape(detail::string_at(o, "backend")) + "</td><td>" + html_escape(detail::string_at(o, "profile")) + "</td>";
+      for (const auto& c : columns) s += num_cell(detail::number_at(o, c));
+      s += "</tr>";
     }
     s += "</tbody></table>";
   }
@@ -371,6 +393,7 @@ std::string engine_section(const json::object& summary) {
 // ---- timeline ------------------------------------------------------------------------------
 
 struct timeline_data {
+  double t_max = 0;
   series connected;
   std::map<std::string, series> throughput;
   std::map<std::string, std::pair<series, series>> latency;  // p50, p99
@@ -391,6 +414,7 @@ timeline_data read_timeline(const json::object& summary) {
     // Entries are one per second; a gap still gives a rate per second.
     const double dt = *t - prev_t > 0 ? *t - prev_t : 1;
     prev_t = *t;
+    d.t_max = std::max(d.t_max, *t);
     if (const auto c = detail::number_at(o, "connected")) d.connected.points.push_back({*t, *c});
     const auto* ops = detail::object_at(o, "ops");
     if (!ops) continue;
@@ -429,7 +453,7 @@ svg .grid{stroke:#eef0f3;stroke-width:1}
 svg .tick{fill:#6b7280;font-size:11px}svg .axis-title{fill:#374151;font-size:12px}
 svg .series{fill:none;stroke-width:1.8;stroke-linejoin:round}svg .series.dashed{stroke-dasharray:5 4}
 svg .marker{stroke:#111827;stroke-dasharray:3 3}svg .marker-label{font-size:11px;fill:#111827}
-svg .empty{fill:var(--muted);font-size:14px}
+svg .empty{fill:var(--muted);font-size:14px}svg .point{stroke:#fff;stroke-width:1}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12px;color:#374151;margin-top:4px}
 .legend i{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin-right:6px}
 .legend i.dashed{border-top-style:dashed}
@@ -519,8 +543,11 @@ std::string render_html(const json::object& summary) {
   if (const auto t = detail::string_at(summary, "started_at"); !t.empty()) h += fact("started", t);
   if (const auto d = detail::number_at(summary, "duration_s")) h += fact("duration", format_number(*d) + " s");
   if (const auto v = detail::number_at(summary, "devices.planned")) h += fact("devices", format_number(*v));
-  if (const auto v = detail::number_at(summary, "sync.convergence_ratio")) {
-    h += fact("converged", format_number(*v * 100, 4) + " %");
+  const auto writes = detail::number_at(summary, "sync.desired_writes");
+  if (const auto v = detail::number_at(summary, "sync.convergence_ratio"); v && writes && *writes > 0) {
+    h += fact("converged", format_number(*v * 100, 4) + " % of " + format_number(*writes) + " writes");
+  } else if (writes) {
+    h += fact("desired writes", format_number(*writes));
   }
   h += "</div></header><main>\n";
 
@@ -529,7 +556,7 @@ std::string render_html(const json::object& summary) {
   // Over time.
   const auto tl = read_timeline(summary);
   h += "<section><h2>Over time</h2><div class=\"grid2\">";
-  h += line_chart("connected", "Connected devices", {tl.connected}, "devices");
+  h += line_chart("connected", "Connected devices", {tl.connected}, "devices", tl.t_max);
   std::vector<std::string> tl_ops;
   for (const auto& [name, se] : tl.throughput) tl_ops.push_back(name);
   tl_ops = ordered_operations(tl_ops);
@@ -541,7 +568,7 @@ std::string render_html(const json::object& summary) {
     se.dashed = i >= palette_size;
     throughput.push_back(std::move(se));
   }
-  h += line_chart("throughput", "Throughput by operation (per second)", throughput, "operations / s");
+  h += line_chart("throughput", "Throughput by operation (per second)", throughput, "operations / s", tl.t_max);
   h += "</div>";
   std::vector<std::string> lat_ops;
   for (const auto& [name, p] : tl.latency) lat_ops.push_back(name);
@@ -554,7 +581,7 @@ std::string render_html(const json::object& summary) {
       p50.colour = palette[0];
       p99.name = "p99";
       p99.colour = palette[1];
-      h += line_chart("latency-" + name, name, {p50, p99}, "ms");
+      h += line_chart("latency-" + name, name, {p50, p99}, "ms", tl.t_max);
     }
     h += "</div>";
   } else {

@@ -17,4 +17,7 @@ void add_validate_command(CLI::App& app);
 // `twinfleet run SCENARIO`: the fleet, the back end, progress and a summary.
 void add_run_command(CLI::App& app);
 
+// `twinfleet report merge|html …`: reports rebuilt from summary.json files (shard merge).
+void add_report_command(CLI::App& app);
+
 }  // namespace twinfleet::app

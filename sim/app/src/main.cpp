@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   twinfleet::app::add_hub_command(app);
   twinfleet::app::add_auth_commands(app);
   twinfleet::app::add_run_command(app);
+  twinfleet::app::add_report_command(app);
   twinfleet::app::add_validate_command(app);
 
   try {
