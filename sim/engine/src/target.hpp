@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace twinfleet::engine::detail {
@@ -42,6 +43,12 @@ class run_target {
   std::string server_name;                              // SNI / certificate name check
   std::string azure_host_name = "localhost";            // the SAS resource's host part
   std::string group_key;                                // devices derive their SAS keys from it
+  // target: azure without a group key: each device's primary key, as the registry holds it
+  // (filled by provision()).
+  std::unordered_map<std::string, std::string> device_keys;
+  // target: aws with certificate_dir: one context per thing with its own certificate (filled
+  // by provision()); otherwise every device shares device_tls.
+  std::unordered_map<std::string, std::unique_ptr<boost::asio::ssl::context>> device_contexts;
 
   // The back end's clients (null when the target has no such dialect).
   std::unique_ptr<backends::azure_service_client> azure;
@@ -51,8 +58,9 @@ class run_target {
   std::unique_ptr<hub::local_hub> embedded;
   std::filesystem::path scratch;  // files of the embedded hub, removed by close()
 
-  // The transport and credentials of one device.
-  [[nodiscard]] net::client_transport transport() const;
+  // The transport and credentials of one device (`device_id` picks its own TLS context when
+  // there is one).
+  [[nodiscard]] net::client_transport transport(std::string_view device_id = {}) const;
   void configure(device::azure_device_run& run) const;
   void configure(device::aws_device_run& run) const;
 
@@ -61,10 +69,25 @@ class run_target {
   ~run_target();
 };
 
-// Opens the scenario's target: starts the embedded hub or reads hub.json, builds the TLS
-// context and the service clients. Errors say what is missing and how to fix it.
+// Opens the scenario's target: starts the embedded hub or reads hub.json, or for azure and aws
+// resolves the secrets, loads the certificates, checks that the device endpoint answers and
+// builds the TLS context and the service clients. Errors are one line naming the setting
+// (`target.connection_string: the environment variable IOTHUB_CS is not set`); the run then
+// exits 1.
 [[nodiscard]] twin::result<std::unique_ptr<run_target>> open_target(const scenario::scenario& s,
                                                                     boost::asio::io_context& hub_io,
                                                                     const std::function<void(std::string_view)>& out);
+
+// What must exist before the devices start, for the targets that need it (nothing for local
+// and hub): azure without group_key — every device identity of the fleet read from the
+// registry, created when missing (create_devices), paced to registry_rate, progress through
+// `out`, and its primary key kept; azure with group_key — one twin read that proves the
+// connection string; aws — one shadow read that proves the SigV4 credentials, and with
+// certificate_dir each thing's TLS context. Runs `hub_io` on the calling thread until done
+// (call it before the hub thread starts), then leaves it restartable.
+[[nodiscard]] twin::result<void> provision(run_target& target, const scenario::scenario& s,
+                                           const std::vector<scenario::device_spec>& fleet,
+                                           boost::asio::io_context& hub_io,
+                                           const std::function<void(std::string_view)>& out);
 
 }  // namespace twinfleet::engine::detail

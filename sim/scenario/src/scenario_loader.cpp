@@ -115,6 +115,23 @@ class scenario_reader {
     return path.is_absolute() ? path : (file_.parent_path() / path).lexically_normal();
   }
 
+  // "host:port" of a target's endpoint override; "" when absent or wrong (reported).
+  std::string read_host_port(config::map_reader& m, const char* key) {
+    const auto at = m.get(key);
+    const auto text = at.as_nonempty_string();
+    if (!text) return {};
+    const auto colon = text->rfind(':');
+    const std::string port = colon == std::string::npos ? std::string() : text->substr(colon + 1);
+    const bool ok = colon != std::string::npos && colon > 0 && !port.empty() && port.size() <= 5 &&
+                    port.find_first_not_of("0123456789") == std::string::npos && std::stoul(port) >= 1 &&
+                    std::stoul(port) <= 65535;
+    if (!ok) {
+      at.error("expected host:port, as in 127.0.0.1:8883");
+      return {};
+    }
+    return *text;
+  }
+
   void read_target(const node& n, scenario& s) {
     if (!n.present()) return;
     static const std::vector<std::string> kinds = {"local", "hub", "azure", "aws"};
@@ -134,7 +151,8 @@ class scenario_reader {
     const auto type = m.require("type").as_enum(kinds);
     if (!type) {
       m.allow({"transport", "hub_json", "connection_string", "group_key", "create_devices", "registry_rate", "endpoint",
-               "region", "ca", "certificate", "key", "certificate_dir", "access_key_id", "secret_access_key", "session_token"});
+               "region", "ca", "certificate", "key", "certificate_dir", "access_key_id", "secret_access_key", "session_token",
+               "device_endpoint", "rest_endpoint"});
       return;
     }
     switch (*type) {
@@ -169,6 +187,9 @@ class scenario_reader {
         }
         if (const auto c = m.get("create_devices").as_bool()) a.create_devices = *c;
         if (const auto r = m.get("registry_rate").as_rate(0.01, 10000)) a.registry_rate = *r;
+        a.device_endpoint = read_host_port(m, "device_endpoint");
+        a.rest_endpoint = read_host_port(m, "rest_endpoint");
+        if (auto ca = m.get("ca").as_nonempty_string()) a.ca = relative_to_file(*ca);
         s.target = a;
         return;
       }
@@ -210,6 +231,8 @@ class scenario_reader {
         if (a.access_key_id.empty() != a.secret_access_key.empty()) {
           n.error("access_key_id and secret_access_key go together (or leave both out to use the AWS_* environment variables)");
         }
+        a.device_endpoint = read_host_port(m, "device_endpoint");
+        a.rest_endpoint = read_host_port(m, "rest_endpoint");
         s.target = a;
         return;
       }

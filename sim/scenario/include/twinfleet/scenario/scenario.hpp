@@ -50,6 +50,13 @@ struct azure_target {
   std::string group_key;          // secret, optional
   bool create_devices = true;
   double registry_rate = 100.0 / 60.0;  // per second; S1 allows 100/min/unit
+  // For testing against `twinfleet hub` or a proxy: where to dial instead of HostName:8883
+  // (devices) and the connection string's HostName[:port] (REST), as "host:port"; the TLS name
+  // check, SAS resources and Host headers keep HostName. `ca`: trust anchors instead of the
+  // system's.
+  std::string device_endpoint;
+  std::string rest_endpoint;
+  std::filesystem::path ca;
 };
 
 // AWS IoT Core: devices over mutual TLS, the back end over the shadow data-plane REST API
@@ -64,6 +71,10 @@ struct aws_target {
   std::string access_key_id;              // secret; "" = the AWS_* environment variables
   std::string secret_access_key;          // secret
   std::string session_token;              // secret, optional
+  // For testing against `twinfleet hub` or a proxy: "host:port" to dial instead of
+  // endpoint:8883 (devices) and endpoint:443 (REST); TLS names, SigV4's Host keep `endpoint`.
+  std::string device_endpoint;
+  std::string rest_endpoint;
 };
 
 using target_spec = std::variant<local_target, hub_target, azure_target, aws_target>;
