@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <regex>
@@ -49,7 +50,7 @@ TEST_CASE("twinfleet run: a mixed fleet connects, converges and prints a summary
   temp_dir dir;
   const auto scenario = write_scenario(dir, "6s");
   const auto report = dir.path() / "report";
-  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--threads", "2", "--report", report.string()}, 90s);
+  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--threads", "2", "--report", report.string(), "--metrics-listen", "127.0.0.1:0"}, 90s);
   INFO("stdout: " << r.out << "\nstderr: " << r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("small (seed 5)") != std::string::npos);
@@ -66,7 +67,8 @@ TEST_CASE("twinfleet run: a mixed fleet connects, converges and prints a summary
   CHECK(writes > 80);
   // Writes of the last moments may still be on their way; every earlier one converged.
   CHECK(converged >= writes - 10);
-  CHECK(r.out.find("[    1s] connected") != std::string::npos);  // the live line
+  CHECK(std::regex_search(r.out, std::regex("\nmetrics: http://127\\.0\\.0\\.1:[0-9]+/metrics\n")));
+  CHECK(std::regex_search(r.out, std::regex("\\[ +1s steady\\] connected [0-9]+/30 \\| reported [0-9]+/s")));  // the live line
 
   // summary.json says the same as the console.
   std::ifstream in(report / "summary.json");
@@ -89,7 +91,7 @@ TEST_CASE("twinfleet run: Ctrl-C ends the run early and still prints the summary
   const auto scenario = write_scenario(dir, "60s");
   const auto report = dir.path() / "report";
   child_process run(TWINFLEET_CLI, {"run", scenario.string(), "--report", report.string()});
-  REQUIRE(run.wait_until([&] { return run.out().find("[    2s] connected") != std::string::npos; }, 30s));
+  REQUIRE(run.wait_until([&] { return run.out().find("[    2s steady] connected") != std::string::npos; }, 30s));
   const int code = run.stop(SIGINT);
   INFO("stdout: " << run.out() << "\nstderr: " << run.err());
   CHECK(code == 0);
@@ -132,4 +134,78 @@ TEST_CASE("twinfleet run: target hub drives a separate `twinfleet hub` found thr
   REQUIRE(std::regex_search(r.out, m, std::regex("sync: ([0-9]+) desired writes, ([0-9]+) converged")));
   CHECK(std::stoll(m[2]) >= std::stoll(m[1]) - 10);
   CHECK(hub.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("twinfleet run: --devices, --seed and --set change the scenario before it runs", "[cli][run][integration]") {
+  temp_dir dir;
+  const auto scenario = write_scenario(dir, "60s");
+  const auto report = dir.path() / "report";
+  const auto r = run_program(TWINFLEET_CLI,
+                             {"run", scenario.string(), "--devices", "12", "--seed", "9", "--set", "phases[0].duration=2s",
+                              "--set", "phases.0.backend.method_calls=0/s", "--quiet", "--report-dir", report.string()},
+                             60s);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(report / "summary.json");
+  REQUIRE(in);
+  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  CHECK(summary.at("devices").at("planned") == 12);  // 20 + 10 scaled to 8 + 4
+  CHECK(summary.at("seed") == 9);
+  CHECK(summary.at("duration_s").to_number<double>() < 10);  // 2 s, not 60 s
+  CHECK(summary.at("operations").as_object().if_contains("method") == nullptr);
+
+  // A --set that names no key of the scenario is an error with the key path, exit 2.
+  const auto bad = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--set", "phases.3.duration=1s"}, 30s);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--set phases.3.duration") != std::string::npos);
+  CHECK(bad.err.find("not an index") != std::string::npos);
+  const auto typo = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--set", "sed=3"}, 30s);
+  CHECK(typo.exit_code == 2);
+  CHECK(typo.err.find("unknown key 'sed'") != std::string::npos);
+}
+
+TEST_CASE("twinfleet run: a second Ctrl-C stops waiting, still writes the report, exit 130", "[cli][run][integration]") {
+  // A hub that stops answering (SIGSTOP) leaves the back end's requests in flight, so after the
+  // first Ctrl-C the run waits for them (bounded, 5 s); the second ends the wait at once.
+  temp_dir hub_dir;
+  child_process hub(TWINFLEET_CLI, {"hub", "--certs", hub_dir.path().string(), "--listen-mqtts", "127.0.0.1:0",
+                                    "--listen-https", "127.0.0.1:0", "--listen-http", "127.0.0.1:0"});
+  REQUIRE(hub.wait_until([&] { return hub.out().find("twinfleet hub ready") != std::string::npos; }, 20s));
+  temp_dir dir;
+  const auto scenario =
+      write_scenario(dir, "60s", "{ type: hub, hub_json: " + (hub_dir.path() / "hub.json").string() + ", transport: tls }");
+  const auto report = dir.path() / "report";
+  child_process run(TWINFLEET_CLI, {"run", scenario.string(), "--report-dir", report.string()});
+  REQUIRE(run.wait_until([&] { return run.out().find("[    2s steady] connected") != std::string::npos; }, 30s));
+  ::kill(hub.pid(), SIGSTOP);
+  // Writes keep being sent at 20/s to a hub that no longer answers.
+  const auto lines = [&] { return std::count(run.out().begin(), run.out().end(), '\n'); };
+  const auto before = lines();
+  REQUIRE(run.wait_until([&] { return lines() > before; }, 5s));  // a progress line later
+  ::kill(run.pid(), SIGINT);
+  REQUIRE(run.wait_until([&] { return run.err().find("Ctrl-C again") != std::string::npos; }, 10s));
+  const auto second = std::chrono::steady_clock::now();
+  const int code = run.stop(SIGINT, 4s);  // well before the 5 s the first stop would wait
+  const auto took = std::chrono::steady_clock::now() - second;
+  ::kill(hub.pid(), SIGCONT);
+  INFO("stdout: " << run.out() << "\nstderr: " << run.err());
+  CHECK(code == 130);
+  CHECK(took < 4s);
+  CHECK(run.err().find("stopping now") != std::string::npos);
+  std::ifstream in(report / "summary.json");
+  REQUIRE(in);
+  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  CHECK(summary.at("interrupted") == true);
+  CHECK(summary.at("devices").at("connected_peak") == 30);
+  hub.stop(SIGTERM);
+}
+
+TEST_CASE("twinfleet profiles lists the shipped profiles", "[cli]") {
+  const auto r = run_program(TWINFLEET_CLI, {"profiles"}, 30s);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  for (const char* name : {"lightbulb", "thermostat", "raspberry-pi", "mxchip-devkit"}) {
+    CHECK((r.out.find(std::string("\n") + name) != std::string::npos || r.out.starts_with(name)));
+  }
+  CHECK(r.out.find("desired propert") != std::string::npos);
 }

@@ -14,6 +14,9 @@ void add_hub_command(CLI::App& app);
 // `twinfleet validate FILE…`: check device profiles and scenarios (exit 2 on any error).
 void add_validate_command(CLI::App& app);
 
+// `twinfleet profiles`: the device profiles a scenario can name.
+void add_profiles_command(CLI::App& app);
+
 // `twinfleet run SCENARIO`: the fleet, the back end, progress and a summary.
 void add_run_command(CLI::App& app);
 

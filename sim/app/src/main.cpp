@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   twinfleet::app::add_run_command(app);
   twinfleet::app::add_report_command(app);
   twinfleet::app::add_validate_command(app);
+  twinfleet::app::add_profiles_command(app);
 
   try {
     app.parse(argc, argv);

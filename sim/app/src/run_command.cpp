@@ -4,6 +4,7 @@
 
 #include <twinfleet/config/units.hpp>
 #include <twinfleet/engine/fleet_run.hpp>
+#include <twinfleet/scenario/plan.hpp>
 #include <twinfleet/scenario/scenario_loader.hpp>
 
 #include <fmt/core.h>
@@ -14,7 +15,13 @@
 #include <filesystem>
 #include <fstream>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <optional>
+#include <vector>
+
+#include <unistd.h>
 
 namespace twinfleet::app {
 
@@ -24,25 +31,61 @@ struct run_flags {
   std::string scenario;
   std::size_t threads = 0;
   std::string duration;
+  std::optional<std::uint64_t> devices;
+  std::optional<std::uint64_t> seed;
+  std::vector<std::string> sets;  // key.path=value
   bool quiet = false;
   std::string report;  // a folder for summary.json
+  std::string metrics_listen = "127.0.0.1:9464";
+  bool metrics_listen_given = false;
 };
 
 std::shared_ptr<std::atomic<bool>>& stop_flag() {
   static auto flag = std::make_shared<std::atomic<bool>>(false);
   return flag;
 }
+std::shared_ptr<std::atomic<bool>>& hurry_flag() {
+  static auto flag = std::make_shared<std::atomic<bool>>(false);
+  return flag;
+}
+std::atomic<int> interrupts{0};
 
-extern "C" void on_interrupt(int) { stop_flag()->store(true); }
+// Ctrl-C once: stop the load, let in-flight work finish (bounded), disconnect, report.
+// Twice: skip the waiting, report what there is. A third time: leave now.
+extern "C" void on_interrupt(int) {
+  const int n = ++interrupts;
+  // write(2) is async-signal-safe; stdio is not.
+  auto say = [](const char* text) { (void)!::write(2, text, std::strlen(text)); };
+  if (n == 1) {
+    stop_flag()->store(true);
+    say("\ntwinfleet run: stopping: the load ends, devices disconnect (Ctrl-C again to stop waiting)\n");
+  }
+  if (n == 2) {
+    hurry_flag()->store(true);
+    say("twinfleet run: stopping now, writing what was measured\n");
+  }
+  if (n >= 3) std::_Exit(130);
+}
 
 int run(const run_flags& flags) {
   config::diagnostics diags;
-  auto s = scenario::load_scenario(flags.scenario, diags);
+  scenario::load_options load;
+  for (const auto& set : flags.sets) {
+    const auto eq = set.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fmt::print(stderr, "twinfleet run: --set {}: expected key.path=value, e.g. --set phases.0.duration=30s\n", set);
+      return 2;
+    }
+    load.overrides.emplace_back(set.substr(0, eq), set.substr(eq + 1));
+  }
+  auto s = scenario::load_scenario(flags.scenario, diags, load);
   if (!s) {
     for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.to_string());
     fmt::print(stderr, "twinfleet run: {} error{} in {}\n", diags.size(), diags.size() == 1 ? "" : "s", flags.scenario);
     return 2;
   }
+  if (flags.seed) s->seed = *flags.seed;
+  if (flags.devices) scenario::scale_fleet(*s, *flags.devices);
   engine::run_options options;
   options.threads = flags.threads;
   if (!flags.duration.empty()) {
@@ -54,7 +97,30 @@ int run(const run_flags& flags) {
     options.duration = *d;
   }
   if (flags.quiet) options.progress_every = std::chrono::milliseconds(0);
+  if (flags.metrics_listen != "off") {
+    options.metrics_listen = flags.metrics_listen;
+    options.metrics_listen_required = flags.metrics_listen_given;
+  }
+  // On a terminal the live line is rewritten in place; elsewhere (CI logs, pipes) it is one
+  // plain line a second.
+  static bool line_open = false;
+  if (::isatty(STDOUT_FILENO) == 1) {
+    options.progress = [](std::string_view line) {
+      std::fputs("\r\033[K", stdout);
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fflush(stdout);
+      line_open = true;
+    };
+    options.console = [](std::string_view line) {
+      if (line_open) std::fputc('\n', stdout);
+      line_open = false;
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+    };
+  }
   options.stop = stop_flag();
+  options.hurry = hurry_flag();
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   fmt::print("twinfleet run: {} ({} devices, {}), Ctrl-C ends it early\n", s->name, s->device_count(),
@@ -65,6 +131,7 @@ int run(const run_flags& flags) {
     fmt::print(stderr, "twinfleet run: {}\n", result.error().message);
     return 1;
   }
+  if (line_open) std::fputc('\n', stdout);
   fmt::print("{}", engine::format_summary(*result));
   std::fflush(stdout);
   if (!flags.report.empty()) {
@@ -80,7 +147,7 @@ int run(const run_flags& flags) {
     }
     fmt::print("  report: {}\n", file.string());
   }
-  return 0;
+  return hurry_flag()->load() ? 130 : 0;
 }
 
 }  // namespace
@@ -91,8 +158,15 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("scenario", flags->scenario, "The scenario file (scenarios/quickstart.yaml)")->required();
   cmd->add_option("--threads", flags->threads, "Device threads (default: the cores)");
   cmd->add_option("--duration", flags->duration, "Run this long instead of the phases' total (30s, 2m)");
+  cmd->add_option("--devices", flags->devices, "Scale the fleet to this many devices, each entry keeping its share");
+  cmd->add_option("--seed", flags->seed, "The seed every random choice derives from (default: the scenario's)");
+  cmd->add_option("--set", flags->sets, "Override a scenario value before loading: key.path=value (repeatable)");
   cmd->add_flag("--quiet", flags->quiet, "No live progress line");
-  cmd->add_option("--report", flags->report, "Write summary.json into this folder (also after Ctrl-C)");
+  cmd->add_option("--metrics-listen", flags->metrics_listen,
+                  "The Prometheus endpoint during the run, ADDR:PORT (default 127.0.0.1:9464; a busy default port is "
+                  "skipped with a notice); off: none")
+      ->each([flags](const std::string&) { flags->metrics_listen_given = true; });
+  cmd->add_option("--report-dir,--report", flags->report, "Write the reports into this folder (also after Ctrl-C)");
   cmd->callback([flags] {
     const int code = run(*flags);
     if (code != 0) throw CLI::RuntimeError(code);

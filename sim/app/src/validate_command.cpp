@@ -10,8 +10,9 @@
 
 #include <fmt/core.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,7 +86,58 @@ int validate(const std::vector<std::string>& files, bool quiet) {
   return 0;
 }
 
+// `twinfleet profiles`: every profile a scenario can name, where it was found, and what it has.
+int list_profiles(const std::vector<std::string>& extra_dirs) {
+  std::vector<std::filesystem::path> dirs(extra_dirs.begin(), extra_dirs.end());
+  for (auto& d : sc::default_profile_dirs("./scenario.yaml")) dirs.push_back(std::move(d));
+  // Next to the binary: build/twinfleet of a checkout finds the checkout's device-profiles.
+  std::error_code ec;
+  if (const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec); !ec) {
+    dirs.push_back((exe.parent_path() / ".." / "device-profiles").lexically_normal());
+  }
+  std::vector<std::string> seen;
+  std::size_t shown = 0;
+  for (const auto& dir : dirs) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().extension() == ".yaml") files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+      const auto name = file.stem().string();
+      if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;  // an earlier folder wins
+      seen.push_back(name);
+      config::diagnostics diags;
+      const auto p = sc::load_profile(file, diags);
+      if (!p) {
+        std::fputs(fmt::format("{:<16} {} (does not load: {} — run `twinfleet validate` on it)\n", name, file.string(),
+                               plural(diags.size(), "error", "errors")).c_str(), stdout);
+        continue;
+      }
+      ++shown;
+      std::fputs(fmt::format("{:<16} {}\n{:<16} {}\n", p->name, p->description.empty() ? "(no description)" : p->description,
+                             "", profile_summary(*p) + " — " + file.string()).c_str(), stdout);
+    }
+  }
+  if (shown == 0) {
+    std::fputs("no device profiles found (looked in ./device-profiles, $TWINFLEET_PROFILES and next to the binary)\n", stderr);
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
+
+void add_profiles_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("profiles", "List the device profiles scenarios can name (profile: NAME)");
+  auto dirs = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("--dir", *dirs, "Also look in this folder (first)");
+  cmd->callback([dirs] {
+    const int code = list_profiles(*dirs);
+    std::fflush(stdout);
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
 
 void add_validate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("validate", "Check device profiles and scenarios without running them; "

@@ -1,16 +1,21 @@
 // run_scenario(): the engine's threads, the embedded hub, the fleet and the back end, composed.
 #include <twinfleet/engine/fleet_run.hpp>
 
+#include "run_stats.hpp"
 #include "target.hpp"
 
 #include <twinfleet/backends/service_aws.hpp>
 #include <twinfleet/backends/service_azure.hpp>
+#include <twinfleet/check/sync_checker.hpp>
 #include <twinfleet/device/aws_runner.hpp>
 #include <twinfleet/device/azure_runner.hpp>
 #include <twinfleet/device/random.hpp>
 #include <twinfleet/engine/file_limit.hpp>
 #include <twinfleet/engine/pacing.hpp>
 #include <twinfleet/hub/local_hub.hpp>
+#include <twinfleet/metrics/json.hpp>
+#include <twinfleet/metrics/prometheus.hpp>
+#include <twinfleet/metrics/registry.hpp>
 #include <twinfleet/scenario/plan.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <mutex>
@@ -41,64 +47,12 @@ namespace json = boost::json;
 using steady = std::chrono::steady_clock;
 using ms_double = std::chrono::duration<double, std::milli>;
 
-// ---- statistics: exact samples for now (the reporting layer brings mergeable histograms) ----
+using detail::op;
+using detail::run_stats;
 
-struct series {
-  std::vector<double> ms;
-  std::uint64_t count = 0;
-  std::uint64_t errors = 0;
-};
-
-class run_stats {
- public:
-  void record(std::string_view op, std::chrono::nanoseconds latency, bool ok) {
-    std::lock_guard lock(m_);
-    auto& s = ops_[std::string(op)];
-    ++s.count;
-    if (!ok) {
-      ++s.errors;
-      return;
-    }
-    s.ms.push_back(ms_double(latency).count());
-  }
-  std::uint64_t count(std::string_view op) {
-    std::lock_guard lock(m_);
-    auto it = ops_.find(std::string(op));
-    return it == ops_.end() ? 0 : it->second.count;
-  }
-  std::optional<double> p99(std::string_view op) {
-    std::lock_guard lock(m_);
-    auto it = ops_.find(std::string(op));
-    if (it == ops_.end() || it->second.ms.empty()) return std::nullopt;
-    auto v = it->second.ms;
-    const auto k = static_cast<std::size_t>(0.99 * static_cast<double>(v.size() - 1));
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    return v[k];
-  }
-  std::map<std::string, operation_stats> summarize() {
-    std::lock_guard lock(m_);
-    std::map<std::string, operation_stats> out;
-    for (auto& [name, s] : ops_) {
-      operation_stats o;
-      o.count = s.count;
-      o.errors = s.errors;
-      if (!s.ms.empty()) {
-        std::sort(s.ms.begin(), s.ms.end());
-        auto q = [&](double p) { return s.ms[static_cast<std::size_t>(p * static_cast<double>(s.ms.size() - 1))]; };
-        o.p50_ms = q(0.50);
-        o.p90_ms = q(0.90);
-        o.p99_ms = q(0.99);
-        o.max_ms = s.ms.back();
-      }
-      out[name] = o;
-    }
-    return out;
-  }
-
- private:
-  std::mutex m_;
-  std::map<std::string, series> ops_;
-};
+// Fleet indices by the keys devices report under: a device id, and for AWS also each
+// "thing/shadow" key (device::shadow_key).
+using key_index = std::unordered_map<std::string, std::size_t>;
 
 // Desired writes and their fate: propagation (write accepted → device received) and
 // convergence (→ the device's acknowledgement accepted by the hub). The device and the back end
@@ -106,37 +60,38 @@ class run_stats {
 // its write: such early events wait here for the write they belong to.
 class convergence_tracker {
  public:
+  explicit convergence_tracker(run_stats& stats) : stats_(stats) {}
   // `at`: when the write was sent (the hub answers it after the notification left).
-  void written(const std::string& device, std::int64_t version, steady::time_point at, run_stats& stats) {
+  void written(const std::string& key, std::size_t dev, std::int64_t version, steady::time_point at) {
     std::lock_guard lock(m_);
     ++writes_;
-    auto& d = devices_[device];
+    stats_.desired_written(dev);
+    auto& d = devices_[key];
     if (auto early = d.early_received.find(version); early != d.early_received.end()) {
-      stats.record("desired_propagation", early->second - at, true);
+      stats_.record(dev, op::desired_propagation, early->second - at, true);
       d.early_received.erase(early);
     } else {
       d.awaiting_receipt.emplace(version, at);
     }
     if (d.applied_version >= version) {
-      stats.record("convergence", d.applied_at - at, true);
-      ++converged_;
+      converge(dev, d.applied_at - at);
     } else {
       d.pending.push_back({version, at});
     }
   }
-  void received(const std::string& device, std::int64_t version, steady::time_point at, run_stats& stats) {
+  void received(const std::string& key, std::size_t dev, std::int64_t version, steady::time_point at) {
     std::lock_guard lock(m_);
-    auto& d = devices_[device];
+    auto& d = devices_[key];
     if (auto w = d.awaiting_receipt.find(version); w != d.awaiting_receipt.end()) {
-      stats.record("desired_propagation", at - w->second, true);
+      stats_.record(dev, op::desired_propagation, at - w->second, true);
       d.awaiting_receipt.erase(w);
     } else if (d.early_received.size() < 64) {
       d.early_received.emplace(version, at);
     }
   }
-  void applied(const std::string& device, std::int64_t version, steady::time_point at, run_stats& stats) {
+  void applied(const std::string& key, std::size_t dev, std::int64_t version, steady::time_point at) {
     std::lock_guard lock(m_);
-    auto& d = devices_[device];
+    auto& d = devices_[key];
     if (version > d.applied_version) {
       d.applied_version = version;
       d.applied_at = at;
@@ -144,8 +99,7 @@ class convergence_tracker {
     // A device that applied version v has converged past every write up to v (a GET after a
     // reconnect applies the latest state at once).
     while (!d.pending.empty() && d.pending.front().version <= version) {
-      stats.record("convergence", at - d.pending.front().written, true);
-      ++converged_;
+      converge(dev, at - d.pending.front().written);
       d.pending.pop_front();
     }
     // Versions it will never be told of one by one (a GET jumped past them).
@@ -159,8 +113,18 @@ class convergence_tracker {
     std::lock_guard lock(m_);
     return converged_;
   }
+  // Writes not yet converged (the settle wait at the end watches it fall to 0).
+  std::uint64_t pending() {
+    std::lock_guard lock(m_);
+    return writes_ - converged_;
+  }
 
  private:
+  void converge(std::size_t dev, steady::duration took) {
+    stats_.record(dev, op::convergence, took, true);
+    stats_.desired_converged(dev);
+    ++converged_;
+  }
   struct write {
     std::int64_t version;
     steady::time_point written;
@@ -172,49 +136,86 @@ class convergence_tracker {
     std::int64_t applied_version = 0;
     steady::time_point applied_at{};
   };
+  run_stats& stats_;
   std::mutex m_;
   std::unordered_map<std::string, device_writes> devices_;
   std::uint64_t writes_ = 0;
   std::uint64_t converged_ = 0;
 };
 
+check::delivery to_delivery(device::desired_via via) {
+  switch (via) {
+    case device::desired_via::notification: return check::delivery::patch;
+    case device::desired_via::delta: return check::delivery::delta;
+    case device::desired_via::get: return check::delivery::document;
+  }
+  return check::delivery::patch;
+}
+
+// What the devices do, told to the metrics, the live convergence tally and the sync checker.
 class fleet_observer final : public device::device_observer {
  public:
-  fleet_observer(run_stats& stats, convergence_tracker& tracker, const std::unordered_map<std::string, std::size_t>& index,
+  fleet_observer(run_stats& stats, convergence_tracker& tracker, check::sync_checker& checker, const key_index& index,
                  std::vector<std::atomic<bool>>& online)
-      : stats_(stats), tracker_(tracker), index_(index), online_(online) {}
+      : stats_(stats), tracker_(tracker), checker_(checker), index_(index), online_(online) {}
+
+  void session_started(std::string_view device, std::uint64_t session) override {
+    checker_.session_started(device, session, steady::now());
+  }
+  void session_ended(std::string_view device, std::uint64_t session) override {
+    checker_.session_ended(device, session, steady::now());
+  }
+  void desired_delivered(std::string_view key, std::int64_t version, device::desired_via via) override {
+    checker_.desired_delivered(key, version, to_delivery(via), steady::now());
+  }
+  void desired_applied_via(std::string_view key, std::int64_t version, device::desired_via via, int) override {
+    checker_.desired_applied(key, version, to_delivery(via), steady::now());
+  }
+  void reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial, std::int64_t hub_version) override {
+    checker_.reported_accepted(key, session, serial, hub_version, steady::now());
+  }
 
   void connected(std::string_view device, std::chrono::nanoseconds latency) override {
-    stats_.record("connect", latency, true);
-    set_online(device, true);
-    const auto now = ++connected_;
-    auto peak = peak_.load();
-    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    const auto i = find(device);
+    if (!i) return;
+    stats_.record(*i, op::connect, latency, true);
+    if (!online_[*i].exchange(true)) {
+      stats_.connection(*i, true);
+      const auto now = ++connected_;
+      auto peak = peak_.load();
+      while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+      }
     }
   }
-  void connect_failed(std::string_view, boost::system::error_code) override {
-    stats_.record("connect", {}, false);
+  void connect_failed(std::string_view device, boost::system::error_code) override {
     ++failures_;
+    if (const auto i = find(device)) {
+      stats_.record(*i, op::connect, {}, false);
+      stats_.connect_failed(*i);
+    }
   }
-  void disconnected(std::string_view device, boost::system::error_code) override { set_online(device, false); }
-  void twin_read(std::string_view, std::chrono::nanoseconds latency, bool ok) override {
-    stats_.record("twin_get", latency, ok);
+  void disconnected(std::string_view device, boost::system::error_code) override { set_offline(device); }
+  void twin_read(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
+    if (const auto i = find(device)) stats_.record(*i, op::twin_get, latency, ok);
   }
-  void reported(std::string_view, std::chrono::nanoseconds latency, bool ok) override {
-    stats_.record("reported_patch", latency, ok);
+  void reported(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
+    if (const auto i = find(device)) stats_.record(*i, op::reported_patch, latency, ok);
   }
-  void desired_received(std::string_view device, std::int64_t version) override {
-    tracker_.received(std::string(device), version, steady::now(), stats_);
+  void desired_received(std::string_view key, std::int64_t version) override {
+    if (const auto i = find(key)) tracker_.received(std::string(key), *i, version, steady::now());
   }
-  void desired_applied(std::string_view device, std::int64_t version, int) override {
-    tracker_.applied(std::string(device), version, steady::now(), stats_);
+  void desired_applied(std::string_view key, std::int64_t version, int) override {
+    if (const auto i = find(key)) tracker_.applied(std::string(key), *i, version, steady::now());
   }
-  void desired_stale(std::string_view, std::int64_t) override { ++stale_; }
-  void telemetry_sent(std::string_view, std::chrono::nanoseconds latency, bool ok) override {
-    stats_.record("telemetry", latency, ok);
+  void desired_stale(std::string_view key, std::int64_t version) override {
+    ++stale_;
+    checker_.desired_dropped(key, version, steady::now());
+  }
+  void telemetry_sent(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
+    if (const auto i = find(device)) stats_.record(*i, op::telemetry, latency, ok);
   }
   // The device coroutine has ended (disconnected for good).
-  void finished(std::string_view device) { (void)set_online(device, false); }
+  void finished(std::string_view device) { set_offline(device); }
 
   std::uint64_t connected_now() const { return connected_.load(); }
   std::uint64_t peak() const { return peak_.load(); }
@@ -222,16 +223,23 @@ class fleet_observer final : public device::device_observer {
   std::uint64_t stale() const { return stale_.load(); }
 
  private:
-  bool set_online(std::string_view device, bool on) {
-    auto it = index_.find(std::string(device));
-    if (it == index_.end()) return false;
-    const bool was = online_[it->second].exchange(on);
-    if (was && !on) --connected_;
-    return was != on;
+  std::optional<std::size_t> find(std::string_view key) const {
+    auto it = index_.find(std::string(key));
+    if (it == index_.end()) return std::nullopt;
+    return it->second;
+  }
+  void set_offline(std::string_view device) {
+    const auto i = find(device);
+    if (!i) return;
+    if (online_[*i].exchange(false)) {
+      --connected_;
+      stats_.connection(*i, false);
+    }
   }
   run_stats& stats_;
   convergence_tracker& tracker_;
-  const std::unordered_map<std::string, std::size_t>& index_;
+  check::sync_checker& checker_;
+  const key_index& index_;
   std::vector<std::atomic<bool>>& online_;
   std::atomic<std::uint64_t> connected_{0};
   std::atomic<std::uint64_t> peak_{0};
@@ -298,6 +306,7 @@ struct backend_context {
   std::vector<std::atomic<bool>>& online;
   run_stats& stats;
   convergence_tracker& tracker;
+  check::sync_checker& checker;
   steady::time_point start;
   steady::time_point end;
   const std::shared_ptr<std::atomic<bool>>& stop;
@@ -323,42 +332,48 @@ asio::awaitable<void> sleep_until(steady::time_point t) {
 
 // The back end's operations, through the REST service APIs. Latency counts from the
 // operation's intended start; the write's version goes to the convergence tracker.
-asio::awaitable<void> write_op(backend_context& ctx, std::string id, scenario::dialect via, std::string shadow,
-                               json::object desired, steady::time_point intended) {
+asio::awaitable<void> write_op(backend_context& ctx, const scenario::device_spec* d, std::string shadow, json::object desired,
+                               steady::time_point intended) {
   const auto sent = steady::now();
-  if (via == scenario::dialect::azure) {
-    auto r = co_await ctx.svc.azure->async_patch_twin_desired(id, desired);
-    ctx.stats.record("desired_write", steady::now() - intended, r.has_value());
-    if (r) ctx.tracker.written(id, r->desired_version(), sent, ctx.stats);
+  if (d->via == scenario::dialect::azure) {
+    auto r = co_await ctx.svc.azure->async_patch_twin_desired(d->id, desired);
+    ctx.stats.record(d->index, op::desired_write, steady::now() - intended, r.has_value());
+    if (r) {
+      ctx.checker.desired_written(d->id, r->desired_version(), desired, sent);
+      ctx.tracker.written(d->id, d->index, r->desired_version(), sent);
+    }
   } else {
-    json::object document{{"state", json::object{{"desired", std::move(desired)}}}};
-    auto r = co_await ctx.svc.aws->async_update_shadow(id, shadow, document);
-    ctx.stats.record("shadow_update", steady::now() - intended, r.has_value());
+    json::object document{{"state", json::object{{"desired", desired}}}};
+    auto r = co_await ctx.svc.aws->async_update_shadow(d->id, shadow, document);
+    ctx.stats.record(d->index, op::shadow_update, steady::now() - intended, r.has_value());
     if (r) {
       if (const auto* v = r->if_contains("version"); v != nullptr && v->is_int64()) {
-        ctx.tracker.written(device::shadow_key(id, shadow), v->get_int64(), sent, ctx.stats);
+        const auto key = device::shadow_key(d->id, shadow);
+        ctx.checker.desired_written(key, v->get_int64(), desired, sent);
+        ctx.tracker.written(key, d->index, v->get_int64(), sent);
       }
     }
   }
   --ctx.svc.in_flight;
 }
 
-asio::awaitable<void> read_op(backend_context& ctx, std::string id, scenario::dialect via, std::string shadow,
+asio::awaitable<void> read_op(backend_context& ctx, const scenario::device_spec* d, std::string shadow,
                               steady::time_point intended) {
-  if (via == scenario::dialect::azure) {
-    auto r = co_await ctx.svc.azure->async_get_twin(id);
-    ctx.stats.record("twin_read", steady::now() - intended, r.has_value());
+  if (d->via == scenario::dialect::azure) {
+    auto r = co_await ctx.svc.azure->async_get_twin(d->id);
+    ctx.stats.record(d->index, op::twin_read, steady::now() - intended, r.has_value());
   } else {
-    auto r = co_await ctx.svc.aws->async_get_shadow(id, shadow);
-    ctx.stats.record("shadow_read", steady::now() - intended, r.has_value() || r.error().not_found());
+    auto r = co_await ctx.svc.aws->async_get_shadow(d->id, shadow);
+    ctx.stats.record(d->index, op::shadow_read, steady::now() - intended, r.has_value() || r.error().not_found());
   }
   --ctx.svc.in_flight;
 }
 
-asio::awaitable<void> method_op(backend_context& ctx, std::string id, std::string name, steady::time_point intended) {
+asio::awaitable<void> method_op(backend_context& ctx, const scenario::device_spec* d, std::string name,
+                                steady::time_point intended) {
   const json::value payload = json::object{};
-  auto r = co_await ctx.svc.azure->async_invoke_method(id, name, payload, std::chrono::seconds(10));
-  ctx.stats.record("method", steady::now() - intended, r.has_value() && r->status < 400);
+  auto r = co_await ctx.svc.azure->async_invoke_method(d->id, name, payload, std::chrono::seconds(10));
+  ctx.stats.record(d->index, op::method, steady::now() - intended, r.has_value() && r->status < 400);
   --ctx.svc.in_flight;
 }
 
@@ -391,7 +406,7 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
         std::string shadow;
         if (d->via == scenario::dialect::aws) shadow = d->shadows[ctx.random.below(d->shadows.size())];
         ++ctx.svc.in_flight;
-        asio::co_spawn(co_await asio::this_coro::executor, read_op(ctx, d->id, d->via, shadow, intended), asio::detached);
+        asio::co_spawn(co_await asio::this_coro::executor, read_op(ctx, d, shadow, intended), asio::detached);
       } else if (kind == load_kind::desired_writes) {
         const auto* d = ctx.pick([&](const scenario::device_spec& candidate) {
           for (const auto& w : candidate.profile->desired) {
@@ -412,7 +427,7 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
         json::object desired{{prop->name, std::move(*value)}};
         ++ctx.svc.in_flight;
         asio::co_spawn(co_await asio::this_coro::executor,
-                       write_op(ctx, d->id, d->via, shadow, std::move(desired), intended), asio::detached);
+                       write_op(ctx, d, shadow, std::move(desired), intended), asio::detached);
       } else {
         const auto* d = ctx.pick([&](const scenario::device_spec& candidate) {
           if (candidate.via != scenario::dialect::azure) return false;
@@ -428,7 +443,7 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
         }
         const auto* cmd = cmds[ctx.random.below(cmds.size())];
         ++ctx.svc.in_flight;
-        asio::co_spawn(co_await asio::this_coro::executor, method_op(ctx, d->id, cmd->name, intended), asio::detached);
+        asio::co_spawn(co_await asio::this_coro::executor, method_op(ctx, d, cmd->name, intended), asio::detached);
       }
     }
   }
@@ -462,35 +477,89 @@ asio::awaitable<void> apply_faults(backend_context& ctx, const std::function<voi
   }
 }
 
-asio::awaitable<void> progress(backend_context& ctx, fleet_observer& observer, runtime& rt,
-                               std::chrono::milliseconds every, const std::function<void(std::string_view)>& out) {
-  std::uint64_t last_reported = 0, last_telemetry = 0, last_writes = 0;
-  auto last = steady::now();
-  while (ctx.running()) {
-    co_await sleep_until(std::min(ctx.end, steady::now() + every));
-    const auto now = steady::now();
-    const double secs = std::max(1e-3, std::chrono::duration<double>(now - last).count());
-    last = now;
-    const auto reported = ctx.stats.count("reported_patch");
-    const auto telemetry = ctx.stats.count("telemetry");
-    const auto writes = ctx.tracker.writes();
-    const auto converged = ctx.tracker.converged();
-    const auto p99 = ctx.stats.p99("reported_patch");
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "[%5.0fs] connected %llu/%zu | reported %.0f/s p99 %.1fms | telemetry %.0f/s | desired %.0f/s, "
-                  "converged %llu/%llu | lag p99 %.1fms",
-                  std::chrono::duration<double>(now - ctx.start).count(),
-                  static_cast<unsigned long long>(observer.connected_now()), ctx.devices.size(),
-                  static_cast<double>(reported - last_reported) / secs, p99.value_or(0),
-                  static_cast<double>(telemetry - last_telemetry) / secs, static_cast<double>(writes - last_writes) / secs,
-                  static_cast<unsigned long long>(converged), static_cast<unsigned long long>(writes),
-                  static_cast<double>(rt.lag().p99.count()) / 1000.0);
-    out(line);
-    last_reported = reported;
-    last_telemetry = telemetry;
-    last_writes = writes;
+// The final audit: every twin and shadow read back through the service API and handed to the
+// checker with its profile's mapping. At most `parallel` reads at a time.
+asio::awaitable<void> audit_all(backend_context& ctx, std::size_t parallel, steady::time_point deadline,
+                                std::shared_ptr<std::atomic<std::size_t>> audited) {
+  auto executor = co_await asio::this_coro::executor;
+  std::atomic<std::size_t> next{0};
+  std::vector<std::pair<const scenario::device_spec*, std::string>> keys;  // (device, shadow)
+  for (const auto& d : ctx.devices) {
+    if (d.via == scenario::dialect::azure) {
+      keys.emplace_back(&d, std::string());
+    } else {
+      for (const auto& shadow : d.shadows) keys.emplace_back(&d, shadow);
+    }
   }
+  auto worker = [&ctx, &keys, &next, deadline, audited]() -> asio::awaitable<void> {
+    for (;;) {
+      const auto k = next++;
+      if (k >= keys.size() || steady::now() >= deadline) co_return;
+      const auto* d = keys[k].first;
+      const auto& shadow = keys[k].second;
+      check::device_mapping mapping;
+      for (const auto& w : d->profile->desired) {
+        if (!w.ack) continue;
+        mapping.properties.push_back({w.name, w.name, d->via == scenario::dialect::azure ? check::ack_form::pnp_ack : check::ack_form::mirror});
+      }
+      if (d->via == scenario::dialect::azure) {
+        auto twin = co_await ctx.svc.azure->async_get_twin(d->id);
+        if (!twin) continue;
+        static const json::object empty;
+        const auto* props = twin->twin.if_contains("properties");
+        if (props == nullptr || !props->is_object()) continue;
+        const auto* desired = props->as_object().if_contains("desired");
+        const auto* reported = props->as_object().if_contains("reported");
+        ctx.checker.audit(d->id, desired != nullptr && desired->is_object() ? desired->as_object() : empty,
+                          reported != nullptr && reported->is_object() ? reported->as_object() : empty, mapping, steady::now());
+      } else {
+        auto doc = co_await ctx.svc.aws->async_get_shadow(d->id, shadow);
+        if (!doc) continue;  // no shadow: nothing was written to it
+        static const json::object empty;
+        const auto* state = doc->if_contains("state");
+        const auto* desired = state != nullptr && state->is_object() ? state->as_object().if_contains("desired") : nullptr;
+        const auto* reported = state != nullptr && state->is_object() ? state->as_object().if_contains("reported") : nullptr;
+        ctx.checker.audit(device::shadow_key(d->id, shadow), desired != nullptr && desired->is_object() ? desired->as_object() : empty,
+                          reported != nullptr && reported->is_object() ? reported->as_object() : empty, mapping, steady::now());
+      }
+      ++*audited;
+    }
+  };
+  std::vector<std::shared_ptr<std::atomic<bool>>> done;
+  auto remaining = std::make_shared<std::atomic<std::size_t>>(parallel);
+  asio::steady_timer all_done(executor, steady::time_point::max());
+  for (std::size_t i = 0; i < parallel; ++i) {
+    asio::co_spawn(executor, worker(), [remaining, &all_done](std::exception_ptr) {
+      if (--*remaining == 0) all_done.cancel();
+    });
+  }
+  (void)co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// The live line: elapsed and phase, connected/target, operations per second by kind with the
+// main latencies, errors, convergence and the engine's lag.
+std::string progress_line(const timeline_point& p, std::string_view phase, std::size_t planned, double seconds,
+                          std::uint64_t writes, std::uint64_t converged, double lag_p99_ms) {
+  auto rate = [&](std::string_view name) {
+    auto it = p.ops.find(std::string(name));
+    return it == p.ops.end() ? 0.0 : static_cast<double>(it->second.count) / seconds;
+  };
+  auto p99 = [&](std::string_view name) {
+    auto it = p.ops.find(std::string(name));
+    return it == p.ops.end() ? 0.0 : it->second.p99_ms;
+  };
+  std::uint64_t errors = 0;
+  for (const auto& [name, i] : p.ops) errors += i.errors;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "[%5.0fs %s] connected %llu/%zu | reported %.0f/s p99 %.1fms | telemetry %.0f/s | desired %.0f/s, "
+                "converged %llu/%llu | methods %.0f/s p99 %.1fms | reads %.0f/s | errors %llu/s | lag p99 %.1fms",
+                p.t_s, std::string(phase).c_str(), static_cast<unsigned long long>(p.connected), planned,
+                rate("reported_patch"), p99("reported_patch"), rate("telemetry"), rate("desired_write") + rate("shadow_update"),
+                static_cast<unsigned long long>(converged), static_cast<unsigned long long>(writes), rate("method"), p99("method"),
+                rate("twin_read") + rate("shadow_read"), static_cast<unsigned long long>(static_cast<double>(errors) / seconds),
+                lag_p99_ms);
+  return line;
 }
 
 }  // namespace
@@ -511,23 +580,53 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   auto opened = detail::open_target(s, hub_io, out);
   if (!opened) return opened.error();
   auto& target = **opened;
-  if (auto ready = detail::provision(target, s, fleet, hub_io, out); !ready) return ready.error();  // identities, keys, certificates
   service_clients svc{target.azure.get(), target.aws.get()};
 
-  run_stats stats;
-  convergence_tracker tracker;
-  std::unordered_map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < fleet.size(); ++i) index.emplace(fleet[i].id, i);
-  std::vector<std::atomic<bool>> online(fleet.size());
-  fleet_observer observer(stats, tracker, index, online);
-
-  runtime rt({.threads = options.threads});
+  metrics::registry registry;
+  run_stats stats(registry, fleet);
+  convergence_tracker tracker(stats);
+  key_index index;
   const auto start = steady::now() + std::chrono::milliseconds(100);
   const auto total = options.duration.value_or(s.total_duration());
   const auto end = start + std::chrono::duration_cast<steady::duration>(total);
+  check::checker_options check_options;
+  check_options.run_start = start;
+  check_options.deadline = options.convergence_deadline;
+  check_options.judge_writes_until = end;
+  check_options.on_anomaly = [&stats, &index](check::anomaly_kind kind, std::string_view key) {
+    if (auto it = index.find(std::string(key)); it != index.end()) stats.anomaly(it->second, check::to_string(kind));
+  };
+  check::sync_checker checker(std::move(check_options));
+  for (std::size_t i = 0; i < fleet.size(); ++i) {
+    index.emplace(fleet[i].id, i);
+    for (const auto& shadow : fleet[i].shadows) {
+      if (fleet[i].via == scenario::dialect::aws) index.emplace(device::shadow_key(fleet[i].id, shadow), i);
+    }
+  }
+  std::vector<std::atomic<bool>> online(fleet.size());
+  fleet_observer observer(stats, tracker, checker, index, online);
+  std::optional<metrics::exposer> endpoint;
+  if (!options.metrics_listen.empty()) {
+    endpoint.emplace(registry);
+    if (auto started = endpoint->start(options.metrics_listen); !started) {
+      if (options.metrics_listen_required) return twin::error{1, started.error().message};
+      out("note: " + started.error().message + "; the run goes on without a Prometheus endpoint");
+      endpoint.reset();
+    } else {
+      out("metrics: http://" + options.metrics_listen.substr(0, options.metrics_listen.rfind(':')) + ":" +
+          std::to_string(endpoint->port()) + "/metrics");
+    }
+  }
+
+  runtime rt({.threads = options.threads, .on_lag = [&stats](std::chrono::nanoseconds late) { stats.lag(late); }});
+  registry.gauge("twinfleet_engine_threads", {}, "Device threads of the engine").set(static_cast<double>(rt.threads()));
+  const auto started_at = std::chrono::system_clock::now() + (start - steady::now());
+  // Devices outlive the load by the settle time at most (the stop flag ends them sooner).
+  const auto devices_until = end + std::chrono::duration_cast<steady::duration>(options.settle) + std::chrono::seconds(1);
   const auto ramp = scenario::ramp_schedule(s.ramp, fleet.size(), s.seed);
   std::atomic<std::size_t> finished{0};
   auto stop = options.stop ? options.stop : std::make_shared<std::atomic<bool>>(false);
+  auto devices_stop = std::make_shared<std::atomic<bool>>(false);
   for (std::size_t i = 0; i < fleet.size(); ++i) {
     const auto at = start + std::chrono::duration_cast<steady::duration>(ramp[i]);
     auto wait_for_start = [](steady::time_point begin, const std::shared_ptr<std::atomic<bool>>& halt) -> asio::awaitable<void> {
@@ -551,7 +650,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
         if (!halt->load()) co_await device::run_azure_device(std::move(r), o, until, halt);
         o.finished(id);
       };
-      asio::co_spawn(rt.executor_for(i), device(std::move(run), observer, at, end, stop),
+      asio::co_spawn(rt.executor_for(i), device(std::move(run), observer, at, devices_until, devices_stop),
                      [&finished](std::exception_ptr) { ++finished; });
     } else {
       device::aws_device_run run;
@@ -569,55 +668,157 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
         if (!halt->load()) co_await device::run_aws_device(std::move(r), o, until, halt);
         o.finished(id);
       };
-      asio::co_spawn(rt.executor_for(i), device(std::move(run), observer, at, end, stop),
+      asio::co_spawn(rt.executor_for(i), device(std::move(run), observer, at, devices_until, devices_stop),
                      [&finished](std::exception_ptr) { ++finished; });
     }
   }
 
-  backend_context ctx{svc, target.embedded.get(), s, fleet, online, stats, tracker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
+  backend_context ctx{svc, target.embedded.get(), s, fleet, online, stats, tracker, checker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
   for (auto kind : {load_kind::desired_writes, load_kind::method_calls, load_kind::twin_reads}) {
     asio::co_spawn(hub_io, drive(ctx, kind), asio::detached);
   }
   if (!s.faults.empty()) asio::co_spawn(hub_io, apply_faults(ctx, out), asio::detached);
-  if (options.progress_every.count() > 0) {
-    asio::co_spawn(hub_io, progress(ctx, observer, rt, options.progress_every, out), asio::detached);
-  }
   std::thread hub_thread([&] {
     auto guard = asio::make_work_guard(hub_io);
     hub_io.run();
   });
   rt.start();
-  // Wait for the end (or a stop), then for the devices to disconnect.
-  while (steady::now() < end && !stop->load()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+  // This thread samples the metrics each second — the timeline, the live line — while the
+  // run goes: through the phases, then the settle time (the load has stopped; the run waits
+  // for the last writes to converge, bounded), unless stopped.
+  detail::timeline_sampler sampler;
+  std::vector<timeline_point> timeline;
+  const auto every = options.progress_every.count() > 0 ? std::chrono::duration_cast<steady::duration>(options.progress_every)
+                                                        : steady::duration(std::chrono::seconds(1));
+  auto next_sample = start + every;
+  auto last_sample = start;
+  const auto settle_until = end + std::chrono::duration_cast<steady::duration>(options.settle);
+  bool settling_said = false;
+  auto sample = [&](steady::time_point now) {
+    const double t_s = std::chrono::duration<double>(now - start).count();
+    stats.elapsed(t_s);
+    auto snap = registry.snapshot();
+    auto point = sampler.take(snap, t_s);
+    if (options.progress_every.count() > 0) {
+      const auto* ph = scenario::phase_at(s, std::chrono::duration_cast<scenario::duration>(now - start));
+      const auto* lag = snap.find("twinfleet_engine_lag_seconds");
+      double lag_p99 = 0;
+      if (lag != nullptr && !lag->series.empty()) lag_p99 = static_cast<double>(lag->series[0].hist.value_at_quantile(0.99)) / 1e6;
+      (options.progress ? options.progress : out)(progress_line(point, ph != nullptr ? std::string_view(ph->name) : "settle",
+                                                                fleet.size(), std::chrono::duration<double>(now - last_sample).count(),
+                                                                tracker.writes(), tracker.converged(), lag_p99));
+    }
+    last_sample = now;
+    timeline.push_back(std::move(point));
+  };
+  while (!stop->load()) {
+    const auto now = steady::now();
+    if (now >= end) {
+      if (now >= settle_until || tracker.pending() == 0) break;
+      if (!settling_said) {
+        settling_said = true;
+        out("settle: the load has ended; waiting up to " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options.settle).count()) +
+            " s for " + std::to_string(tracker.pending()) + " desired writes to converge");
+      }
+    }
+    if (now >= next_sample) {
+      sample(now);
+      next_sample += every;
+      if (next_sample < now) next_sample = now + every;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   const bool interrupted = stop->load();
   stop->store(true);
+  devices_stop->store(true);
+  const auto hurried = [&] { return options.hurry && options.hurry->load(); };
   const auto grace = steady::now() + std::chrono::seconds(15);
-  while (finished.load() < fleet.size() && steady::now() < grace) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  while (finished.load() < fleet.size() && steady::now() < grace && !hurried()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   rt.stop();
   const auto finished_at = steady::now();
   // Back-end requests still on their way finish (bounded), then the clients go, on the hub's
   // thread, before the hub stops.
   const auto drain = steady::now() + std::chrono::seconds(5);
-  while (svc.in_flight.load() > 0 && steady::now() < drain) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (svc.in_flight.load() > 0 && steady::now() < drain && !hurried()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // The final audit: every twin and shadow read back through the service, as the checker's
+  // last evidence (bounded; skipped after a second Ctrl-C).
+  auto audited = std::make_shared<std::atomic<std::size_t>>(0);
+  if (!hurried() && options.audit) {
+    std::atomic<bool> audit_done{false};
+    const auto audit_deadline = steady::now() + std::chrono::seconds(30);
+    asio::co_spawn(hub_io, audit_all(ctx, 16, audit_deadline, audited), [&audit_done](std::exception_ptr) { audit_done = true; });
+    while (!audit_done.load() && !hurried() && steady::now() < audit_deadline + std::chrono::seconds(5)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  const auto verdict = checker.finish(steady::now());
+  // The anomalies judged at the end reach the metrics too (those found during the run already did).
+  for (auto kind : {check::anomaly_kind::lost_update, check::anomaly_kind::unreconciled_after_reconnect, check::anomaly_kind::divergence}) {
+    for (std::uint64_t n = 0; n < verdict.count(kind); ++n) {
+      const auto& examples = verdict.examples_of(kind);
+      const auto& key = examples.empty() ? std::string() : examples[std::min<std::size_t>(n, examples.size() - 1)].device;
+      if (auto it = index.find(key); it != index.end()) stats.anomaly(it->second, check::to_string(kind));
+    }
+  }
   asio::post(hub_io, [&] { target.close([&] { hub_io.stop(); }); });
   hub_thread.join();
+  if (endpoint) endpoint->stop();
 
   run_result r;
   r.scenario = s.name;
   r.seed = s.seed;
+  r.target = scenario::target_name(s.target);
+  r.started_at = started_at;
   r.duration_s = std::chrono::duration<double>(finished_at - start).count();
   r.interrupted = interrupted;
   r.devices_planned = fleet.size();
   r.devices_connected_peak = observer.peak();
   r.connect_failures = observer.failures();
-  r.operations = stats.summarize();
-  r.desired_writes = tracker.writes();
-  r.converged = tracker.converged();
-  r.convergence_ratio = r.desired_writes == 0 ? 1.0 : static_cast<double>(r.converged) / static_cast<double>(r.desired_writes);
-  r.stale_notifications_dropped = observer.stale();
+  const auto snap = registry.snapshot();
+  for (auto& [name, t] : detail::totals_by_operation(snap)) {
+    if (t.ok + t.errors == 0) continue;
+    operation_stats o;
+    o.count = t.ok + t.errors;
+    o.errors = t.errors;
+    if (!t.latency.empty()) {
+      o.p50_ms = static_cast<double>(t.latency.value_at_quantile(0.50)) / 1e6;
+      o.p90_ms = static_cast<double>(t.latency.value_at_quantile(0.90)) / 1e6;
+      o.p99_ms = static_cast<double>(t.latency.value_at_quantile(0.99)) / 1e6;
+      o.max_ms = static_cast<double>(t.latency.max_ns()) / 1e6;
+      o.mean_ms = t.latency.mean_ns() / 1e6;
+    }
+    o.latency = std::move(t.latency);
+    r.operations.emplace(name, std::move(o));
+  }
+  for (std::size_t g = 0; g < stats.groups().size(); ++g) {
+    const auto& group = stats.groups()[g];
+    group_summary gs{group.backend, group.profile, group.planned, 0};
+    for (std::size_t i = 0; i < fleet.size(); ++i) {
+      if (stats.group_of(i) == g && online[i].load()) ++gs.connected_at_end;
+    }
+    r.by_group.push_back(gs);
+  }
+  r.desired_writes = verdict.desired_writes;
+  r.converged = verdict.converged;
+  r.convergence_ratio = verdict.convergence_ratio;
+  r.deadline_s = verdict.deadline_s;
+  r.converged_within_deadline = verdict.converged_within_deadline;
+  r.stale_notifications_dropped = verdict.observed.stale_notifications_dropped;
+  r.sync = verdict.to_json();
+  r.sync["audited"] = audited->load();
+  r.anomalies = verdict.total_anomalies();
   r.threads = rt.threads();
+  if (const auto* lag = snap.find("twinfleet_engine_lag_seconds"); lag != nullptr && !lag->series.empty()) {
+    r.lag_histogram = lag->series[0].hist;
+  }
   r.lag = rt.lag();
   r.rss_bytes_peak = peak_rss_bytes();
+  r.timeline = std::move(timeline);
   return r;
 }
 
@@ -643,38 +844,95 @@ std::string format_summary(const run_result& r) {
                 static_cast<unsigned long long>(r.desired_writes), static_cast<unsigned long long>(r.converged),
                 r.convergence_ratio, static_cast<unsigned long long>(r.stale_notifications_dropped));
   out += line;
+  std::snprintf(line, sizeof line, "  converged within %.0f s: %llu; anomalies: %llu", r.deadline_s,
+                static_cast<unsigned long long>(r.converged_within_deadline), static_cast<unsigned long long>(r.anomalies));
+  out += line;
+  if (const auto* kinds = r.sync.if_contains("anomalies"); kinds != nullptr && kinds->is_object()) {
+    std::string found;
+    for (const auto& [kind, n] : kinds->as_object()) {
+      if (n.is_number() && n.to_number<double>() > 0) found += (found.empty() ? "" : ", ") + std::string(kind) + " " + json::serialize(n);
+    }
+    if (!found.empty()) out += " (" + found + ")";
+  }
+  out += '\n';
+  if (const auto* examples = r.sync.if_contains("examples"); examples != nullptr && examples->is_object()) {
+    for (const auto& [kind, list] : examples->as_object()) {
+      if (!list.is_array() || list.as_array().empty()) continue;
+      const auto& first = list.as_array().front();
+      if (!first.is_object()) continue;
+      const auto* device = first.as_object().if_contains("device");
+      const auto* detail = first.as_object().if_contains("detail");
+      out += "    e.g. " + std::string(kind) + ": " + (device != nullptr && device->is_string() ? std::string(device->as_string()) : "") +
+             ": " + (detail != nullptr && detail->is_string() ? std::string(detail->as_string()) : "") + "\n";
+    }
+  }
+  const auto lag_ms = [&](double q) {
+    return r.lag_histogram.empty() ? 0.0 : static_cast<double>(r.lag_histogram.value_at_quantile(q)) / 1e6;
+  };
   std::snprintf(line, sizeof line, "  engine: %zu threads, lag p50 %.2f ms p99 %.2f ms max %.2f ms, peak RSS %.1f MB\n",
-                r.threads, static_cast<double>(r.lag.p50.count()) / 1000.0, static_cast<double>(r.lag.p99.count()) / 1000.0,
-                static_cast<double>(r.lag.max.count()) / 1000.0, static_cast<double>(r.rss_bytes_peak) / 1e6);
+                r.threads, lag_ms(0.5), lag_ms(0.99), static_cast<double>(r.lag_histogram.max_ns()) / 1e6,
+                static_cast<double>(r.rss_bytes_peak) / 1e6);
   out += line;
   return out;
 }
 
 json::object summary_json(const run_result& r) {
   auto ms = [](std::chrono::microseconds us) { return static_cast<double>(us.count()) / 1000.0; };
+  auto hist_ms = [](const metrics::histogram& h, double q) { return static_cast<double>(h.value_at_quantile(q)) / 1e6; };
   json::object operations;
   for (const auto& [name, o] : r.operations) {
     operations[name] = json::object{
         {"count", o.count},
         {"errors", o.errors},
-        {"latency_ms", json::object{{"p50", o.p50_ms}, {"p90", o.p90_ms}, {"p99", o.p99_ms}, {"max", o.max_ms}}}};
+        {"latency_ms", json::object{{"p50", o.p50_ms}, {"p90", o.p90_ms}, {"p99", o.p99_ms}, {"max", o.max_ms}, {"mean", o.mean_ms}}},
+        {"histogram", metrics::to_json(o.latency)}};
+  }
+  json::array by_group;
+  for (const auto& g : r.by_group) {
+    by_group.push_back(json::object{{"backend", g.backend},
+                                    {"profile", g.profile},
+                                    {"planned", g.planned},
+                                    {"connected_at_end", g.connected_at_end}});
+  }
+  json::array timeline;
+  for (const auto& p : r.timeline) {
+    json::object ops;
+    for (const auto& [name, i] : p.ops) {
+      ops[name] = json::object{{"count", i.count}, {"errors", i.errors}, {"p50_ms", i.p50_ms}, {"p99_ms", i.p99_ms}};
+    }
+    timeline.push_back(json::object{{"t_s", std::round(p.t_s * 1000) / 1000}, {"connected", p.connected}, {"ops", std::move(ops)}});
+  }
+  const auto started = std::chrono::system_clock::to_time_t(r.started_at);
+  std::tm utc{};
+  gmtime_r(&started, &utc);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  json::object lag_ms{{"p50", ms(r.lag.p50)}, {"p99", ms(r.lag.p99)}, {"max", ms(r.lag.max)}};
+  if (!r.lag_histogram.empty()) {
+    lag_ms = json::object{{"p50", hist_ms(r.lag_histogram, 0.5)},
+                          {"p99", hist_ms(r.lag_histogram, 0.99)},
+                          {"max", static_cast<double>(r.lag_histogram.max_ns()) / 1e6}};
   }
   return json::object{
+      {"schema", 1},
       {"scenario", r.scenario},
       {"seed", r.seed},
+      {"target", r.target},
+      {"started_at", when},
       {"duration_s", r.duration_s},
       {"interrupted", r.interrupted},
       {"devices", json::object{{"planned", r.devices_planned},
                                {"connected_peak", r.devices_connected_peak},
-                               {"connect_failures", r.connect_failures}}},
+                               {"connect_failures", r.connect_failures},
+                               {"by_group", std::move(by_group)}}},
       {"operations", std::move(operations)},
-      {"sync", json::object{{"desired_writes", r.desired_writes},
-                            {"converged", r.converged},
-                            {"convergence_ratio", r.convergence_ratio},
-                            {"stale_notifications_dropped", r.stale_notifications_dropped}}},
+      {"sync", r.sync},
       {"engine", json::object{{"threads", r.threads},
-                              {"lag_ms", json::object{{"p50", ms(r.lag.p50)}, {"p99", ms(r.lag.p99)}, {"max", ms(r.lag.max)}}},
-                              {"rss_bytes_peak", r.rss_bytes_peak}}}};
+                              {"lag_ms", std::move(lag_ms)},
+                              {"lag_histogram", metrics::to_json(r.lag_histogram)},
+                              {"rss_bytes_peak", r.rss_bytes_peak},
+                              {"workers", 1}}},
+      {"timeline", std::move(timeline)}};
 }
 
 }  // namespace twinfleet::engine

@@ -36,14 +36,17 @@ struct thread_state {
   std::atomic<bool> probing{true};
 };
 
-asio::awaitable<void> probe(thread_state& t, std::chrono::milliseconds interval) {
+asio::awaitable<void> probe(thread_state& t, std::chrono::milliseconds interval,
+                            const std::function<void(std::chrono::nanoseconds)>& on_lag) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   while (t.probing.load(std::memory_order_relaxed)) {
     const auto due = std::chrono::steady_clock::now() + interval;
     timer.expires_at(due);
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
-    const auto late = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - due);
+    const auto late_ns = std::chrono::steady_clock::now() - due;
+    if (on_lag) on_lag(std::max(std::chrono::nanoseconds(0), std::chrono::duration_cast<std::chrono::nanoseconds>(late_ns)));
+    const auto late = std::chrono::duration_cast<std::chrono::microseconds>(late_ns);
     const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(0, late.count()));
     const auto bucket = std::min<std::size_t>(lag_buckets - 1, static_cast<std::size_t>(std::bit_width(us)));
     t.lag[bucket].fetch_add(1, std::memory_order_relaxed);
@@ -82,7 +85,7 @@ void runtime::start() {
   impl_->started = true;
   for (auto& t : impl_->threads) {
     t->guard.emplace(t->context->get_executor());
-    asio::co_spawn(*t->context, probe(*t, impl_->options.probe_interval), asio::detached);
+    asio::co_spawn(*t->context, probe(*t, impl_->options.probe_interval, impl_->options.on_lag), asio::detached);
     t->thread = std::thread([ctx = t->context.get()] { ctx->run(); });
   }
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <twinfleet/engine/runtime.hpp>
+#include <twinfleet/metrics/histogram.hpp>
 #include <twinfleet/scenario/scenario.hpp>
 #include <twinfleet/twin/error.hpp>
 
@@ -22,17 +23,33 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace twinfleet::engine {
 
 struct run_options {
   std::size_t threads = 0;                          // device threads; 0: the cores
   std::optional<std::chrono::nanoseconds> duration;  // overrides the phases' total
-  std::chrono::milliseconds progress_every{1000};   // the live line; 0: none
-  std::function<void(std::string_view)> console;    // progress and notices; stdout when empty
+  std::chrono::milliseconds progress_every{1000};   // the live line; 0: none (the timeline still samples each second)
+  std::function<void(std::string_view)> console;    // notices; stdout when empty
+  std::function<void(std::string_view)> progress;   // the live line; `console` when empty
+  // After the last phase the back end stops and the run waits up to this long for the last
+  // desired writes to converge before the devices disconnect (not after a stop).
+  std::chrono::nanoseconds settle = std::chrono::seconds(5);
+  // sync.converged_within_deadline counts writes that converged within this.
+  std::chrono::nanoseconds convergence_deadline = std::chrono::seconds(5);
+  // After the devices disconnect, read every twin and shadow back for the sync checker.
+  bool audit = true;
+  // The Prometheus endpoint, "127.0.0.1:9464"; empty: none. When it cannot listen the run
+  // goes on without it (a notice), unless required.
+  std::string metrics_listen;
+  bool metrics_listen_required = false;
   // Set by a signal handler (Ctrl-C): the run ends early, devices disconnect, the result is
   // still complete for what ran.
   std::shared_ptr<std::atomic<bool>> stop;
+  // Set after `stop` (a second Ctrl-C): skip the bounded waits for in-flight work and
+  // disconnects; the result holds what was measured until then.
+  std::shared_ptr<std::atomic<bool>> hurry;
 };
 
 // One operation's tally. Latencies in milliseconds, each from the operation's intended start.
@@ -43,26 +60,60 @@ struct operation_stats {
   double p90_ms = 0;
   double p99_ms = 0;
   double max_ms = 0;
+  double mean_ms = 0;
+  metrics::histogram latency;  // ns, of the successful ones
+};
+
+// One second of the run (the timeline of summary.json and report.html): connected devices at
+// its end, and each operation's count, errors and percentiles within that second alone.
+struct timeline_point {
+  double t_s = 0;
+  std::uint64_t connected = 0;
+  struct interval {
+    std::uint64_t count = 0;
+    std::uint64_t errors = 0;
+    double p50_ms = 0;
+    double p99_ms = 0;
+  };
+  std::map<std::string, interval> ops;
+};
+
+// Devices of one backend and profile.
+struct group_summary {
+  std::string backend;
+  std::string profile;
+  std::uint64_t planned = 0;
+  std::uint64_t connected_at_end = 0;
 };
 
 struct run_result {
   std::string scenario;
   std::uint64_t seed = 0;
+  std::string target;  // local, hub, azure, aws
+  std::chrono::system_clock::time_point started_at;
   double duration_s = 0;
   bool interrupted = false;
   std::uint64_t devices_planned = 0;
   std::uint64_t devices_connected_peak = 0;
   std::uint64_t connect_failures = 0;
+  std::vector<group_summary> by_group;
   // connect, twin_get, reported_patch, telemetry, desired_write, desired_propagation,
   // convergence, method, twin_read, shadow_update, delta_delivery, …
   std::map<std::string, operation_stats> operations;
   std::uint64_t desired_writes = 0;
   std::uint64_t converged = 0;  // writes whose version the device applied and acknowledged
   double convergence_ratio = 1;
+  double deadline_s = 5;
+  std::uint64_t converged_within_deadline = 0;
   std::uint64_t stale_notifications_dropped = 0;
+  std::uint64_t anomalies = 0;  // every kind
+  // summary.json's "sync": the checker's verdict (docs/SYNC-CHECK.md) plus "audited".
+  boost::json::object sync;
   std::size_t threads = 0;
   lag_summary lag;
+  metrics::histogram lag_histogram;  // ns
   std::uint64_t rss_bytes_peak = 0;
+  std::vector<timeline_point> timeline;
 };
 
 // Runs `s` to its end (or `options.duration`, or a stop). Errors: the target is not supported
@@ -73,10 +124,12 @@ struct run_result {
 // The end-of-run summary for the console: a table of operations, the sync line, the lag.
 [[nodiscard]] std::string format_summary(const run_result& r);
 
-// summary.json (docs/SCENARIOS.md, "summary.json"): scenario, seed, duration_s, interrupted,
-// devices{planned, connected_peak, connect_failures}, operations.<name>{count, errors,
-// latency_ms{p50, p90, p99, max}}, sync{desired_writes, converged, convergence_ratio,
-// stale_notifications_dropped}, engine{threads, lag_ms{p50, p99, max}, rss_bytes_peak}.
+// summary.json, schema 1 (docs/REPORTS.md): schema, scenario, seed, target, started_at,
+// duration_s, interrupted, devices{planned, connected_peak, connect_failures, by_group[]},
+// operations.<name>{count, errors, latency_ms{p50, p90, p99, max, mean}, histogram},
+// sync{desired_writes, converged, convergence_ratio, deadline_s, converged_within_deadline,
+// anomalies, examples, observed}, engine{threads, lag_ms, lag_histogram, rss_bytes_peak,
+// workers}, timeline[]. Thresholds are added by the reporters.
 [[nodiscard]] boost::json::object summary_json(const run_result& r);
 
 }  // namespace twinfleet::engine

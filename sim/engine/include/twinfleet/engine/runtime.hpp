@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace boost::asio {
@@ -28,6 +29,8 @@ namespace twinfleet::engine {
 struct runtime_options {
   std::size_t threads = 0;  // 0: std::thread::hardware_concurrency()
   std::chrono::milliseconds probe_interval{10};
+  // Each probe's lateness, on the probing thread (e.g. into a metrics histogram); optional.
+  std::function<void(std::chrono::nanoseconds)> on_lag;
 };
 
 // The engine lag seen by the probes so far (all threads).
