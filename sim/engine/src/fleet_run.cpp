@@ -580,6 +580,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   auto opened = detail::open_target(s, hub_io, out);
   if (!opened) return opened.error();
   auto& target = **opened;
+  if (auto ready = detail::provision(target, s, fleet, hub_io, out); !ready) return ready.error();  // identities, keys, certificates
   service_clients svc{target.azure.get(), target.aws.get()};
 
   metrics::registry registry;
