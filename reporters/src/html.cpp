@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 namespace twinfleet::reporters {
@@ -152,6 +153,7 @@ std::string line_chart(const std::string& chart, const std::string& title, const
   bool any = false;
   for (const auto& se : all) {
     for (const auto& p : se.points) {
+      if (std::isnan(p.y)) continue;
       x_hi = std::max(x_hi, p.x);
       y_hi = std::max(y_hi, p.y);
       any = true;
@@ -166,14 +168,27 @@ std::string line_chart(const std::string& chart, const std::string& title, const
   s += svg_open(chart, title) + y_grid(y, y_title) + x_grid(x, x_labels, "time since start (s)");
   for (const auto& se : all) {
     if (se.points.empty()) continue;
+    // A NaN sample is a second without data: the line breaks there instead of bridging it.
     std::string d;
-    for (const auto& p : se.points) d += fmt::format("{}{} {}", d.empty() ? "M" : " L", num(sx(x, p.x)), num(sy(y, p.y)));
-    if (se.points.size() == 1) d += " h0.1";  // a path needs extent to have a rendered box
+    bool pen_down = false;
+    std::size_t drawn = 0;
+    for (const auto& p : se.points) {
+      if (std::isnan(p.y)) {
+        pen_down = false;
+        continue;
+      }
+      d += fmt::format("{}{} {}", d.empty() ? "M" : pen_down ? " L" : " M", num(sx(x, p.x)), num(sy(y, p.y)));
+      pen_down = true;
+      ++drawn;
+    }
+    if (drawn == 0) continue;
+    if (drawn == 1) d += " h0.1";  // a path needs extent to have a rendered box
     s += fmt::format(R"(<path class="series{}" d="{}" stroke="{}"><title>{}</title></path>)", se.dashed ? " dashed" : "", d, se.colour,
                      html_escape(se.name));
     // A line of one or two samples is easy to miss: mark them.
-    if (se.points.size() <= 2) {
+    if (drawn <= 2) {
       for (const auto& p : se.points) {
+        if (std::isnan(p.y)) continue;
         s += fmt::format(R"(<circle class="point" cx="{}" cy="{}" r="3" fill="{}"><title>{}: {} at {} s</title></circle>)", num(sx(x, p.x)),
                          num(sy(y, p.y)), se.colour, html_escape(se.name), format_number(p.y), format_number(p.x));
       }
@@ -405,6 +420,16 @@ timeline_data read_timeline(const json::object& summary) {
   d.connected.colour = palette[0];
   const auto* tl = detail::array_at(summary, "timeline");
   if (!tl) return d;
+  // An operation missing from a second did not happen in it: throughput 0, latency no sample.
+  std::vector<std::string> names;
+  for (const auto& e : *tl) {
+    const auto* ops = e.is_object() ? detail::object_at(e.get_object(), "ops") : nullptr;
+    if (!ops) continue;
+    for (const auto& [name, op] : *ops) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.emplace_back(name);
+    }
+  }
+  constexpr double no_sample = std::numeric_limits<double>::quiet_NaN();
   double prev_t = 0;
   for (const auto& e : *tl) {
     if (!e.is_object()) continue;
@@ -417,14 +442,22 @@ timeline_data read_timeline(const json::object& summary) {
     d.t_max = std::max(d.t_max, *t);
     if (const auto c = detail::number_at(o, "connected")) d.connected.points.push_back({*t, *c});
     const auto* ops = detail::object_at(o, "ops");
-    if (!ops) continue;
-    for (const auto& [name, op] : *ops) {
-      if (!op.is_object()) continue;
-      const std::string n(name);
-      const auto& oo = op.get_object();
-      if (const auto count = detail::number_at(oo, "count")) d.throughput[n].points.push_back({*t, *count / dt});
-      if (const auto p50 = detail::number_at(oo, "p50_ms")) d.latency[n].first.points.push_back({*t, *p50});
-      if (const auto p99 = detail::number_at(oo, "p99_ms")) d.latency[n].second.points.push_back({*t, *p99});
+    for (const auto& n : names) {
+      const auto* oo = ops ? detail::object_at(*ops, n) : nullptr;
+      const auto count = oo ? detail::number_at(*oo, "count") : std::nullopt;
+      d.throughput[n].points.push_back({*t, count.value_or(0) / dt});
+      const auto p50 = oo ? detail::number_at(*oo, "p50_ms") : std::nullopt;
+      const auto p99 = oo ? detail::number_at(*oo, "p99_ms") : std::nullopt;
+      if (!p50 && !p99) {
+        // Only operations that ever report latencies get a latency chart.
+        if (d.latency.contains(n)) {
+          d.latency[n].first.points.push_back({*t, no_sample});
+          d.latency[n].second.points.push_back({*t, no_sample});
+        }
+        continue;
+      }
+      d.latency[n].first.points.push_back({*t, p50.value_or(no_sample)});
+      d.latency[n].second.points.push_back({*t, p99.value_or(no_sample)});
     }
   }
   return d;

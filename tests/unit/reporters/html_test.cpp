@@ -103,3 +103,16 @@ TEST_CASE("write_html writes one file", "[reporters][html]") {
   REQUIRE(reporters::write_html(sample_summary(), dir.path() / "report.html"));
   CHECK_THAT(read_file(dir.path() / "report.html"), Contains("twinfleet report: unit"));
 }
+
+TEST_CASE("a second without an operation is zero throughput and a break in its latency line", "[reporters][html]") {
+  const auto html = reporters::render_html(jo(R"({"scenario":"gaps","duration_s":3,"operations":{},"timeline":[
+      {"t_s":1,"connected":1,"ops":{"telemetry":{"count":4,"errors":0,"p50_ms":1,"p99_ms":2}}},
+      {"t_s":2,"connected":1},
+      {"t_s":3,"connected":1,"ops":{"telemetry":{"count":6,"errors":0,"p50_ms":1,"p99_ms":3}}}]})"));
+  // Throughput: three points, the middle one at 0 ops/s (the baseline, y = 200).
+  const std::regex throughput(R"re(data-chart="throughput".*?<path class="series" d="M[\d.]+ [\d.]+ L[\d.]+ 200\.0 L[\d.]+ [\d.]+")re");
+  CHECK(std::regex_search(html, throughput));
+  // Latency: two separate one-point segments, the second starting anew with M.
+  const std::regex latency(R"re(data-chart="latency-telemetry".*?<path class="series" d="M[\d.]+ [\d.]+ M[\d.]+ [\d.]+")re");
+  CHECK(std::regex_search(html, latency));
+}
