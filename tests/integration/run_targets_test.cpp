@@ -199,7 +199,7 @@ TEST_CASE("run target azure: a wrong service key or a missing device with create
   CHECK(hub.metric("twinfleet_hub_twins") == 0);
 }
 
-TEST_CASE("run target azure with group_key: keys derived, no registry calls; a wrong group key is connect failures",
+TEST_CASE("run target azure with group_key: keys derived, no registry calls, a wrong group key is connect failures",
           "[cli][run][integration]") {
   // Group-key devices are DPS-style: their identity appears on first connect, which the local
   // hub does in open auth mode (strict admits registered devices only).
@@ -225,7 +225,7 @@ TEST_CASE("run target azure with group_key: keys derived, no registry calls; a w
   CHECK(bad.summary.at("sync").at("desired_writes") == 0);
 }
 
-TEST_CASE("run target aws: per-device certificates from certificate_dir, SigV4 from AWS_* variables, all converge",
+TEST_CASE("run target aws: per-device certificates from certificate_dir, SigV4 keys from the AWS environment variables, all converge",
           "[cli][run][integration]") {
   std::vector<std::string> things;
   for (int i = 0; i < 10; ++i) things.push_back("lightbulb-" + std::string(i < 10 ? "0" : "") + std::to_string(i));
@@ -253,7 +253,7 @@ TEST_CASE("run target aws: per-device certificates from certificate_dir, SigV4 f
   CHECK(missing.err.find("target.certificate_dir: no certificate for thing 'lightbulb-03'") != std::string::npos);
 }
 
-TEST_CASE("run target aws: one shared certificate and keys in the scenario; wrong keys fail the run at once",
+TEST_CASE("run target aws: one shared certificate and keys in the scenario, wrong keys fail the run at once",
           "[cli][run][integration]") {
   // A shared certificate acts for every thing only when its CN is one the hub lists as a back
   // end (aws.backend_common_names); on AWS, the policy attached to it decides.
