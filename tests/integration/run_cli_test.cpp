@@ -209,3 +209,34 @@ TEST_CASE("twinfleet profiles lists the shipped profiles", "[cli]") {
   }
   CHECK(r.out.find("desired propert") != std::string::npos);
 }
+
+TEST_CASE("twinfleet run: thresholds are judged, reported in junit.xml and report.html, and a failure exits 99",
+          "[cli][run][integration]") {
+  temp_dir dir;
+  const auto scenario = write_scenario(dir, "3s");
+  {
+    std::ofstream out(scenario, std::ios::app);
+    out << "thresholds:\n  connect: [count >= 30, count > 1000000]\n  anomalies: count == 0\n";
+  }
+  const auto report = dir.path() / "report";
+  const auto r = run_program(TWINFLEET_CLI,
+                             {"run", scenario.string(), "--quiet", "--metrics-listen", "off", "--report-dir", report.string()}, 90s);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 99);
+  CHECK(r.out.find("\u2713 connect count >= 30 (30)") != std::string::npos);
+  CHECK(r.out.find("\u2717 connect count > 1000000 (30, under by") != std::string::npos);
+  CHECK(r.out.find("\u2713 anomalies count == 0 (0)") != std::string::npos);
+  std::ifstream junit(report / "junit.xml");
+  REQUIRE(junit);
+  const std::string xml(std::istreambuf_iterator<char>(junit), {});
+  CHECK(xml.find("<testcase") != std::string::npos);
+  CHECK(xml.find("<failure") != std::string::npos);
+  CHECK(std::filesystem::file_size(report / "report.html") > 1000);
+  std::ifstream in(report / "summary.json");
+  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  const auto& thresholds = summary.at("thresholds").as_array();
+  REQUIRE(thresholds.size() == 3);
+  CHECK(thresholds[1].at("ok") == false);
+  CHECK(summary.at("sync").at("anomalies").at("lost_update") == 0);
+  CHECK(summary.at("timeline").as_array().size() >= 2);
+}

@@ -4,6 +4,10 @@
 
 #include <twinfleet/config/units.hpp>
 #include <twinfleet/engine/fleet_run.hpp>
+#include <twinfleet/reporters/html.hpp>
+#include <twinfleet/reporters/junit.hpp>
+#include <twinfleet/reporters/summary.hpp>
+#include <twinfleet/reporters/thresholds.hpp>
 #include <twinfleet/scenario/plan.hpp>
 #include <twinfleet/scenario/scenario_loader.hpp>
 
@@ -11,6 +15,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +36,7 @@ struct run_flags {
   std::string scenario;
   std::size_t threads = 0;
   std::string duration;
+  std::string settle;
   std::optional<std::uint64_t> devices;
   std::optional<std::uint64_t> seed;
   std::vector<std::string> sets;  // key.path=value
@@ -96,6 +102,14 @@ int run(const run_flags& flags) {
     }
     options.duration = *d;
   }
+  if (!flags.settle.empty()) {
+    auto d = config::parse_duration(flags.settle);
+    if (!d) {
+      fmt::print(stderr, "twinfleet run: --settle {}: expected a duration such as 0s or 10s\n", flags.settle);
+      return 2;
+    }
+    options.settle = *d;
+  }
   if (flags.quiet) options.progress_every = std::chrono::milliseconds(0);
   if (flags.metrics_listen != "off") {
     options.metrics_listen = flags.metrics_listen;
@@ -133,21 +147,30 @@ int run(const run_flags& flags) {
   }
   if (line_open) std::fputc('\n', stdout);
   fmt::print("{}", engine::format_summary(*result));
+  // The thresholds, k6-style: each one's verdict on the console, in summary.json and as a
+  // JUnit test case; any failure makes the exit code 99.
+  auto summary = engine::summary_json(*result);
+  const auto verdicts = reporters::evaluate_thresholds(s->thresholds, summary);
+  reporters::store_threshold_results(summary, verdicts);
+  if (!verdicts.empty()) fmt::print("{}", reporters::console_report(verdicts));
   std::fflush(stdout);
   if (!flags.report.empty()) {
     // Written after Ctrl-C too: what ran is never lost.
+    const std::filesystem::path dir(flags.report);
     std::error_code ec;
-    std::filesystem::create_directories(flags.report, ec);
-    const auto file = std::filesystem::path(flags.report) / "summary.json";
-    std::ofstream out(file, std::ios::trunc);
-    out << boost::json::serialize(engine::summary_json(*result)) << '\n';
-    if (!out) {
-      fmt::print(stderr, "twinfleet run: cannot write {}\n", file.string());
+    std::filesystem::create_directories(dir, ec);
+    auto written = reporters::write_text_file(dir / "summary.json", reporters::pretty_json(summary));
+    if (written) written = reporters::write_junit(summary, verdicts, dir / "junit.xml");
+    if (written) written = reporters::write_html(summary, dir / "report.html");
+    if (!written) {
+      fmt::print(stderr, "twinfleet run: {}\n", written.error().message);
       return 1;
     }
-    fmt::print("  report: {}\n", file.string());
+    fmt::print("  report: {} (summary.json, junit.xml, report.html)\n", dir.string());
   }
-  return hurry_flag()->load() ? 130 : 0;
+  if (hurry_flag()->load()) return 130;
+  if (!reporters::all_passed(verdicts)) return 99;  // console_report said which and by how much
+  return 0;
 }
 
 }  // namespace
@@ -158,6 +181,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("scenario", flags->scenario, "The scenario file (scenarios/quickstart.yaml)")->required();
   cmd->add_option("--threads", flags->threads, "Device threads (default: the cores)");
   cmd->add_option("--duration", flags->duration, "Run this long instead of the phases' total (30s, 2m)");
+  cmd->add_option("--settle", flags->settle,
+                  "After the load, wait up to this long for the last desired writes to converge (default 5s)");
   cmd->add_option("--devices", flags->devices, "Scale the fleet to this many devices, each entry keeping its share");
   cmd->add_option("--seed", flags->seed, "The seed every random choice derives from (default: the scenario's)");
   cmd->add_option("--set", flags->sets, "Override a scenario value before loading: key.path=value (repeatable)");

@@ -65,8 +65,9 @@ const std::vector<std::string>& known_threshold_metrics() {
       "connect",          "subscribe",           "twin_get",           "reported_patch",
       "desired_write",    "desired_apply",       "method",             "telemetry",
       "convergence",      "errors",              "disconnects",        "engine_lag",
-      "anomalies",        "anomalies.lost_update", "anomalies.stale_apply", "anomalies.out_of_order",
-      "anomalies.duplicate", "anomalies.missed_delta", "anomalies.never_converged",
+      // The sync checker's kinds (docs/SYNC-CHECK.md).
+      "anomalies", "anomalies.lost_update", "anomalies.stale_apply", "anomalies.out_of_order", "anomalies.duplicate_apply",
+      "anomalies.unreconciled_after_reconnect", "anomalies.reported_overwrite", "anomalies.divergence",
       // Plain numbers of summary.json that reporters/ reads as they are (docs/REPORTS.md).
       "devices.connected_peak", "devices.connect_failures", "sync.desired_writes", "sync.converged",
       "sync.convergence_ratio",

@@ -158,10 +158,10 @@ TEST_CASE("anomaly counts, all kinds and one kind", "[reporters][thresholds]") {
   CHECK(*eval("anomalies", "rate < 1/s").value == Approx(0.3));
 
   // A kind the checker did not count is not silently zero.
-  const auto missing = eval("", "anomalies.duplicate == 0");
+  const auto missing = eval("", "anomalies.duplicate_apply == 0");
   CHECK_FALSE(missing.ok);
   CHECK_FALSE(missing.value);
-  CHECK_THAT(missing.message, Contains("no 'duplicate' count (it has: lost_update, stale_apply)"));
+  CHECK_THAT(missing.message, Contains("no 'duplicate_apply' count (it has: lost_update, stale_apply)"));
 }
 
 TEST_CASE("every comparison both holds and fails", "[reporters][thresholds]") {
