@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <span>
 
 namespace twinfleet::backends {
 
@@ -109,10 +110,12 @@ struct aws_device_session::impl {
   detail::pending_list pending;
   std::uint64_t next_token = 1;
   std::vector<std::string> shadows;  // subscribed on this connection
+  std::vector<std::string> topics;   // other filters subscribed on this connection
   bool quiet_close = false;
   delta_handler on_delta;
   message_handler on_shadow_message;
   closed_handler on_closed;
+  topic_handler on_topic;
 
   void install_handlers() {
     connection.set_message_handler([this](const mqtt::publish_packet& p) { on_message(p); });
@@ -138,7 +141,11 @@ struct aws_device_session::impl {
 
   void on_message(const mqtt::publish_packet& p) {
     auto t = parse_aws_shadow_topic(p.topic);
-    if (!t || t->thing != config.thing_name) return;
+    if (!t) {
+      if (on_topic) on_topic(p);
+      return;
+    }
+    if (t->thing != config.thing_name) return;
     error_code ec;
     auto parsed = json::parse(p.payload, ec);
     if (ec || !parsed.is_object()) return;
@@ -257,12 +264,14 @@ aws_device_session& aws_device_session::operator=(aws_device_session&& other) no
 void aws_device_session::set_delta_handler(delta_handler handler) { impl_->on_delta = std::move(handler); }
 void aws_device_session::set_message_handler(message_handler handler) { impl_->on_shadow_message = std::move(handler); }
 void aws_device_session::set_closed_handler(closed_handler handler) { impl_->on_closed = std::move(handler); }
+void aws_device_session::set_topic_handler(topic_handler handler) { impl_->on_topic = std::move(handler); }
 
 asio::awaitable<error_code> aws_device_session::async_connect(const asio::ip::tcp::endpoint& server,
                                                               const net::client_transport& transport,
                                                               std::chrono::milliseconds timeout) {
   auto self = impl_;
   self->shadows.clear();
+  self->topics.clear();
   self->quiet_close = false;
   const auto hello = self->hello();
   co_return co_await self->connection.async_connect(server, transport, hello, timeout);
@@ -273,6 +282,7 @@ asio::awaitable<error_code> aws_device_session::async_connect(std::string_view h
                                                               std::chrono::milliseconds timeout) {
   auto self = impl_;
   self->shadows.clear();
+  self->topics.clear();
   self->quiet_close = false;
   const auto hello = self->hello();
   co_return co_await self->connection.async_connect(host, port, transport, hello, timeout);
@@ -303,6 +313,22 @@ asio::awaitable<error_code> aws_device_session::async_subscribe_shadow(std::stri
     if (c == mqtt::suback_code::failure) co_return make_error_code(device_errc::subscribe_refused);
   }
   if (!self->subscribed(shadow)) self->shadows.emplace_back(shadow);
+  co_return error_code{};
+}
+
+asio::awaitable<error_code> aws_device_session::async_subscribe_topic(std::string_view filter) {
+  auto self = impl_;
+  if (!self->connection.connected()) co_return make_error_code(device_errc::not_connected);
+  const std::string kept(filter);
+  mqtt::subscription sub;
+  sub.filter = kept;
+  sub.qos = self->config.subscribe_qos;
+  auto codes = co_await self->connection.async_subscribe(std::span<const mqtt::subscription>(&sub, 1));
+  if (!codes) co_return codes.error();
+  for (auto c : *codes) {
+    if (c == mqtt::suback_code::failure) co_return make_error_code(device_errc::subscribe_refused);
+  }
+  if (std::find(self->topics.begin(), self->topics.end(), kept) == self->topics.end()) self->topics.push_back(kept);
   co_return error_code{};
 }
 
@@ -338,6 +364,7 @@ asio::awaitable<error_code> aws_device_session::async_reconnect(const asio::ip::
                                                                 std::chrono::milliseconds timeout) {
   auto self = impl_;
   auto restore = self->shadows;
+  auto restore_topics = self->topics;
   if (self->connection.connected()) {
     self->quiet_close = true;
     co_await self->connection.async_disconnect();
@@ -346,6 +373,10 @@ asio::awaitable<error_code> aws_device_session::async_reconnect(const asio::ip::
   if (ec) co_return ec;
   for (const auto& shadow : restore) {
     ec = co_await async_subscribe_shadow(shadow);
+    if (ec) co_return ec;
+  }
+  for (const auto& filter : restore_topics) {
+    ec = co_await async_subscribe_topic(filter);
     if (ec) co_return ec;
   }
   co_return error_code{};
@@ -360,6 +391,7 @@ asio::awaitable<error_code> aws_device_session::async_disconnect() {
 void aws_device_session::abort() { impl_->connection.abort(); }
 bool aws_device_session::connected() const noexcept { return impl_->connection.connected(); }
 const std::vector<std::string>& aws_device_session::subscribed_shadows() const noexcept { return impl_->shadows; }
+const std::vector<std::string>& aws_device_session::subscribed_topics() const noexcept { return impl_->topics; }
 const aws_device_config& aws_device_session::config() const noexcept { return impl_->config; }
 net::client_connection& aws_device_session::connection() noexcept { return impl_->connection; }
 std::size_t aws_device_session::pending_requests() const noexcept { return impl_->pending.size(); }

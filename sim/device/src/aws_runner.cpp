@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -31,6 +32,13 @@ struct shadow_state {
   backends::aws_delta_filter filter;
   json::object mirrored;  // what this shadow's reported holds for the writable properties
   std::deque<backends::shadow_delta> inbox;
+};
+
+// A command request received on the convention's topic (aws_runner.hpp).
+struct command_request {
+  std::string name;
+  json::value request_id;
+  json::value payload;
 };
 
 struct device_state : detail::device_core {
@@ -55,6 +63,8 @@ struct device_state : detail::device_core {
   backends::aws_device_session session;
   asio::steady_timer wake;
   std::vector<shadow_state> shadows;
+  std::deque<command_request> commands;
+  std::string command_prefix = aws_command_topic_prefix(run.session.thing_name);
   bool lost = false;
   bool first_connect = true;
 
@@ -115,12 +125,19 @@ asio::awaitable<void> apply(std::shared_ptr<device_state> s, shadow_state& sh, c
   s->observer.desired_applied_via(sh.key, version, via, status);
 }
 
+// The convention's command requests, subscribed after the shadows (aws_runner.hpp).
+asio::awaitable<bool> subscribe_commands(std::shared_ptr<device_state> s) {
+  const std::string filter = s->command_prefix + "+";
+  co_return !(co_await s->session.async_subscribe_topic(filter));
+}
+
 asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnect) {
   const auto& q = s->p().quirks;
   if (!q.get_before_subscribe) {
     for (auto& sh : s->shadows) {
       if (co_await s->session.async_subscribe_shadow(sh.name)) co_return false;
     }
+    if (!co_await subscribe_commands(s)) co_return false;
   }
   if (!(reconnect && q.no_reconcile_on_reconnect)) {
     for (auto& sh : s->shadows) {
@@ -165,12 +182,36 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
       if (q.get_before_subscribe && co_await s->session.async_subscribe_shadow(sh.name)) co_return false;
     }
   }
+  if (q.get_before_subscribe && !co_await subscribe_commands(s)) co_return false;
   auto first = s->connect_reports(s->first_connect);
   if (!first.empty() && !s->shadows.empty()) (void)co_await report(s, s->shadows.front().name, std::move(first));
   co_return true;
 }
 
+// Answers one command request on `…/commands/{name}/response` (aws_runner.hpp).
+asio::awaitable<void> answer_command(std::shared_ptr<device_state> s, command_request request) {
+  auto respond = [s, topic = s->command_prefix + request.name + "/response",
+                  id = request.request_id](int status, const json::value& body) -> asio::awaitable<void> {
+    const json::object response{{"requestId", id}, {"status", status}, {"payload", body}};
+    const std::string payload = json::serialize(response);
+    (void)co_await s->session.connection().async_publish(topic, payload, mqtt::qos::at_least_once);
+  };
+  auto outcome = co_await detail::run_command(s, std::move(request.name), std::move(request.payload), respond);
+  if (outcome.reboot) s->session.abort();
+  if (!outcome.changes.empty() && !s->shadows.empty() && s->session.connected()) {
+    (void)co_await report(s, s->shadows.front().name, std::move(outcome.changes));
+  }
+  s->poke();
+}
+
 }  // namespace
+
+std::string aws_command_topic_prefix(std::string_view thing) {
+  std::string p = "twinfleet/things/";
+  p += thing;
+  p += "/commands/";
+  return p;
+}
 
 std::string shadow_key(std::string_view thing, std::string_view shadow) {
   return shadow.empty() ? std::string(thing) : std::string(thing) + "/" + std::string(shadow);
@@ -210,6 +251,24 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
       }
     }
   });
+  s->session.set_topic_handler([weak](const mqtt::publish_packet& m) {
+    auto st = weak.lock();
+    if (!st || !m.topic.starts_with(st->command_prefix)) return;
+    const auto name = m.topic.substr(st->command_prefix.size());
+    if (name.empty() || name.find('/') != std::string_view::npos) return;
+    boost::system::error_code ec;
+    auto body = json::parse(m.payload, ec);
+    if (ec || !body.is_object()) return;
+    auto& o = body.get_object();
+    const auto* id = o.if_contains("requestId");
+    if (id == nullptr || id->is_null()) return;
+    command_request r;
+    r.name = std::string(name);
+    r.request_id = *id;
+    if (auto* payload = o.if_contains("payload")) r.payload = std::move(*payload);
+    st->commands.push_back(std::move(r));
+    st->poke();
+  });
   s->session.set_closed_handler([weak](boost::system::error_code ec) {
     if (auto st = weak.lock()) {
       st->lost = true;
@@ -229,6 +288,10 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
       // The device's own network fails: the hub sees a lost connection, the device reconnects.
       s->session.abort();
       continue;
+    }
+    while (!s->commands.empty()) {
+      asio::co_spawn(ex, answer_command(s, std::move(s->commands.front())), asio::detached);
+      s->commands.pop_front();
     }
     for (auto& sh : s->shadows) {
       while (!sh.inbox.empty()) {
@@ -253,7 +316,7 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
       auto changes = s->apply_effects(msg.on_send, reboot);
       if (!changes.empty()) (void)co_await report(s, s->shadows.front().name, std::move(changes));
     }
-    bool pending = false;
+    bool pending = !s->commands.empty();
     for (const auto& sh : s->shadows) pending = pending || !sh.inbox.empty();
     if (!pending && !s->lost) co_await detail::sleep_until(*s, s->next_due(until));
   }

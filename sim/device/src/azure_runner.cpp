@@ -133,25 +133,12 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
 }
 
 asio::awaitable<void> answer_method(std::shared_ptr<device_state> s, backends::method_request request) {
-  const auto* cmd = s->p().find_command(request.name);
-  if (cmd == nullptr) {
-    s->session.respond_method(request.rid, 404, json::object{{"message", "no such method"}});
-    s->observer.method_answered(s->id, request.name, 404);
-    co_return;
-  }
-  const auto latency = cmd->latency.sample(s->random);
-  if (latency.count() > 0) {
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    t.expires_after(latency);
-    (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-  }
-  const auto response = render_json_template(cmd->response, s->context({}, &request.payload));
-  (void)co_await s->session.async_respond_method(request.rid, cmd->status, response);
-  s->observer.method_answered(s->id, request.name, cmd->status);
-  bool reboot = false;
-  auto changes = s->apply_effects(cmd->effects, reboot);
-  if (reboot) s->session.abort();
-  if (!changes.empty()) co_await send_report(s, std::move(changes));
+  auto respond = [s, rid = request.rid](int status, const json::value& body) -> asio::awaitable<void> {
+    (void)co_await s->session.async_respond_method(rid, status, body);
+  };
+  auto outcome = co_await detail::run_command(s, std::move(request.name), std::move(request.payload), respond);
+  if (outcome.reboot) s->session.abort();
+  if (!outcome.changes.empty()) co_await send_report(s, std::move(outcome.changes));
   s->poke();
 }
 

@@ -103,6 +103,43 @@ boost::asio::awaitable<void> wait_apply_delay(State& s, const boost::json::objec
   (void)co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
 }
 
+// What answering a command left to do: the reported changes its effects made, and whether a
+// reboot effect takes the device offline now.
+struct command_outcome {
+  boost::json::object changes;
+  bool reboot = false;
+};
+
+// A profile command, the same on both platforms (an Azure direct method, an AWS command topic
+// of docs/PROFILES.md): an unknown name is answered at once with 404 {"message": "no such
+// method"}; otherwise the profile's latency passes, `respond(status, payload)` (a callable
+// returning awaitable<void>) sends the status and the response template rendered with the
+// request, and the effects apply. The observer hears of the answer either way. The caller
+// reboots and reports what the outcome says.
+template <class State, class Respond>
+boost::asio::awaitable<command_outcome> run_command(std::shared_ptr<State> s, std::string name,
+                                                    boost::json::value request, Respond respond) {
+  command_outcome out;
+  const auto* cmd = s->p().find_command(name);
+  if (cmd == nullptr) {
+    const boost::json::value unknown = boost::json::object{{"message", "no such method"}};
+    co_await respond(404, unknown);
+    s->observer.method_answered(s->id, name, 404);
+    co_return out;
+  }
+  const auto latency = cmd->latency.sample(s->random);
+  if (latency.count() > 0) {
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    t.expires_after(latency);
+    (void)co_await t.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+  const auto response = render_json_template(cmd->response, s->context({}, &request));
+  co_await respond(cmd->status, response);
+  s->observer.method_answered(s->id, name, cmd->status);
+  out.changes = s->apply_effects(cmd->effects, out.reboot);
+  co_return out;
+}
+
 // Connects (after a reboot effect's offline time), then `synchronise(s, reconnect)`; on any
 // failure waits the profile's back-off and tries again, until `until` or a stop. The same on
 // both platforms: only the session and the synchronisation differ.

@@ -91,6 +91,9 @@ class aws_device_session {
   using message_handler = std::function<void(const shadow_message&)>;
   // As azure_device_session::closed_handler.
   using closed_handler = std::function<void(boost::system::error_code)>;
+  // Every message on a topic that is not a shadow topic (those of async_subscribe_topic(),
+  // e.g. twinfleet's command topics, docs/PROFILES.md); views valid during the call only.
+  using topic_handler = std::function<void(const mqtt::publish_packet&)>;
 
   aws_device_session(boost::asio::any_io_executor executor, aws_device_config config,
                      const net::client_options& options = {});
@@ -103,6 +106,7 @@ class aws_device_session {
   void set_delta_handler(delta_handler handler);
   void set_message_handler(message_handler handler);
   void set_closed_handler(closed_handler handler);
+  void set_topic_handler(topic_handler handler);
 
   // CONNECT with the client id (and username when set); no password. Subscriptions start
   // empty. Errors: those of net::client_connection::async_connect (connack_errc::not_authorized
@@ -119,6 +123,11 @@ class aws_device_session {
   // configured) of `shadow` ("" for classic), and waits for the SUBACK. Requests on a shadow
   // need this first. Errors: device_errc::subscribe_refused, the connection's errors.
   boost::asio::awaitable<boost::system::error_code> async_subscribe_shadow(std::string_view shadow);
+
+  // Subscribes to one topic filter outside the shadows (subscribe_qos) and waits for the
+  // SUBACK; its messages go to the topic handler, and async_reconnect() subscribes it again.
+  // Errors: device_errc::subscribe_refused, the connection's errors.
+  boost::asio::awaitable<boost::system::error_code> async_subscribe_topic(std::string_view filter);
 
   // Publishes {"state": state, "clientToken": t[, "version": v]} to …/update and completes
   // with the /update/accepted document (version, state echo, metadata, clientToken).
@@ -137,8 +146,8 @@ class aws_device_session {
                                                                    std::optional<std::int64_t> version,
                                                                    std::chrono::milliseconds timeout);
 
-  // Reconnects (DISCONNECT when connected, CONNECT) and subscribes the shadows subscribed
-  // before again. The closed handler is not called for this disconnect. Deltas sent while away
+  // Reconnects (DISCONNECT when connected, CONNECT) and subscribes the shadows (then the
+  // other topics) subscribed before again. The closed handler is not called for this disconnect. Deltas sent while away
   // are lost with a clean session (C2.6): the caller should GET afterwards.
   boost::asio::awaitable<boost::system::error_code> async_reconnect(const boost::asio::ip::tcp::endpoint& server,
                                                                     const net::client_transport& transport,
@@ -150,6 +159,8 @@ class aws_device_session {
   [[nodiscard]] bool connected() const noexcept;
   // The shadows subscribed on the current connection ("" classic), in subscription order.
   [[nodiscard]] const std::vector<std::string>& subscribed_shadows() const noexcept;
+  // The other topic filters subscribed on the current connection, in subscription order.
+  [[nodiscard]] const std::vector<std::string>& subscribed_topics() const noexcept;
   [[nodiscard]] const aws_device_config& config() const noexcept;
   [[nodiscard]] net::client_connection& connection() noexcept;
   [[nodiscard]] std::size_t pending_requests() const noexcept;

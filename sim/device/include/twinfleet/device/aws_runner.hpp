@@ -10,8 +10,12 @@
 // Observer calls name the device by thing name for the classic shadow and "thing/shadow" for a
 // named one, so that a checker can follow each shadow's versions.
 //
-// Not yet: the AWS command-topic convention of docs/PROFILES.md (commands are Azure-only for
-// now).
+// Commands follow twinfleet's AWS command-topic convention (docs/PROFILES.md): after its shadow
+// subscriptions the device subscribes to `twinfleet/things/{thing}/commands/+`; a request
+// {"requestId": …, "payload": …} on `…/commands/{name}` runs the profile's command as an Azure
+// direct method would (latency, status and response template, effects; unknown → 404) and is
+// answered with {"requestId": …, "status": …, "payload": …} on `…/commands/{name}/response`
+// (QoS 1). A request that is not a JSON object with a requestId is ignored.
 #pragma once
 
 #include <twinfleet/backends/aws_device_session.hpp>
@@ -36,5 +40,8 @@ boost::asio::awaitable<void> run_aws_device(aws_device_run run, device_observer&
 
 // The observer's name for a shadow of a thing: "thing" (classic) or "thing/shadow".
 [[nodiscard]] std::string shadow_key(std::string_view thing, std::string_view shadow);
+
+// `twinfleet/things/{thing}/commands/`: the convention's prefix of a thing's command topics.
+[[nodiscard]] std::string aws_command_topic_prefix(std::string_view thing);
 
 }  // namespace twinfleet::device
