@@ -211,7 +211,7 @@ std::string histogram_chart(const std::string& op, const metrics::histogram& h, 
     first = std::min(first, i);
     last = i;
   }
-  if (first > last) return s + no_data("histogram-" + op, title, "no samples") + "</figure>";
+  if (buckets.empty() || h.count() == 0 || first > last) return s + no_data("histogram-" + op, title, "no samples") + "</figure>";
   constexpr double per_decade = 20;
   const double lo_ms = static_cast<double>(metrics::layout::lower_ns(first)) / 1e6;
   const double hi_ms = static_cast<double>(metrics::layout::upper_ns(last)) / 1e6;

@@ -240,3 +240,40 @@ TEST_CASE("twinfleet run: thresholds are judged, reported in junit.xml and repor
   CHECK(summary.at("sync").at("anomalies").at("lost_update") == 0);
   CHECK(summary.at("timeline").as_array().size() >= 2);
 }
+
+TEST_CASE("twinfleet run --workers 2: two processes share the fleet, one merged report", "[cli][run][integration]") {
+  temp_dir dir;
+  const auto scenario = write_scenario(dir, "3s");
+  const auto report = dir.path() / "report";
+  const auto r = run_program(TWINFLEET_CLI,
+                             {"run", scenario.string(), "--workers", "2", "--metrics-listen", "off", "--report-dir", report.string()},
+                             120s);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("in 2 worker processes") != std::string::npos);
+  CHECK(r.out.find("connected 30/30") != std::string::npos);  // the combined live line
+  auto load = [](const std::filesystem::path& file) {
+    std::ifstream in(file);
+    return boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {})).as_object();
+  };
+  const auto w0 = load(report / "workers/0/summary.json");
+  const auto w1 = load(report / "workers/1/summary.json");
+  const auto merged = load(report / "summary.json");
+  // Devices i mod 2: 15 each; the merge adds them up, and counts of operations too.
+  CHECK(w0.at("devices").at("planned") == 15);
+  CHECK(w1.at("devices").at("planned") == 15);
+  CHECK(merged.at("devices").at("planned") == 30);
+  CHECK(merged.at("devices").at("connected_peak") == 30);
+  CHECK(merged.at("engine").at("workers") == 2);
+  const auto count = [](const boost::json::object& s, const char* op) {
+    return s.at("operations").at(op).at("count").to_number<std::int64_t>();
+  };
+  CHECK(count(merged, "connect") == count(w0, "connect") + count(w1, "connect"));
+  CHECK(count(merged, "connect") == 30);
+  // Each worker drove half of the back end's 20 writes/s.
+  const auto writes = merged.at("sync").at("desired_writes").to_number<std::int64_t>();
+  CHECK(writes > 40);
+  CHECK(writes < 80);
+  CHECK(merged.at("sync").at("converged") == writes);
+  CHECK(std::filesystem::exists(report / "report.html"));
+}

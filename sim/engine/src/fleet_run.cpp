@@ -311,6 +311,7 @@ struct backend_context {
   steady::time_point end;
   const std::shared_ptr<std::atomic<bool>>& stop;
   device::rng random;
+  double shards = 1;  // the back end's rates are shared by the worker processes
 
   bool running() const { return steady::now() < end && !(stop && stop->load()); }
 
@@ -392,7 +393,7 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
     const auto eligible = kind == load_kind::desired_writes ? scenario::eligible_for_writes(ctx.s, load)
                           : kind == load_kind::method_calls ? scenario::eligible_for_methods(ctx.s, load)
                                                             : ctx.s.device_count();
-    paced_stream stream(load.per_second(eligible), phase_start);
+    paced_stream stream(load.per_second(eligible) / ctx.shards, phase_start);
     while (ctx.running()) {
       const auto due = stream.next();
       if (!due || *due >= phase_end) break;
@@ -538,8 +539,10 @@ asio::awaitable<void> audit_all(backend_context& ctx, std::size_t parallel, stea
 
 // The live line: elapsed and phase, connected/target, operations per second by kind with the
 // main latencies, errors, convergence and the engine's lag.
-std::string progress_line(const timeline_point& p, std::string_view phase, std::size_t planned, double seconds,
-                          std::uint64_t writes, std::uint64_t converged, double lag_p99_ms) {
+}  // namespace
+
+std::string format_progress_line(const timeline_point& p, std::string_view phase, std::size_t planned, double seconds,
+                                 std::uint64_t writes, std::uint64_t converged, double lag_p99_ms) {
   auto rate = [&](std::string_view name) {
     auto it = p.ops.find(std::string(name));
     return it == p.ops.end() ? 0.0 : static_cast<double>(it->second.count) / seconds;
@@ -562,7 +565,6 @@ std::string progress_line(const timeline_point& p, std::string_view phase, std::
   return line;
 }
 
-}  // namespace
 
 twin::result<run_result> run_scenario(const scenario::scenario& s, const run_options& options) {
   auto out = options.console ? options.console : [](std::string_view line) {
@@ -570,7 +572,20 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     std::fputc('\n', stdout);
     std::fflush(stdout);
   };
-  const auto fleet = scenario::expand_fleet(s);  // every device, both dialects
+  // Every device of both dialects, or this worker's share of them (renumbered from 0; each
+  // keeps its id, seed and place on the whole fleet's ramp).
+  auto all_devices = scenario::expand_fleet(s);
+  const auto whole_ramp = scenario::ramp_schedule(s.ramp, all_devices.size(), s.seed);
+  const auto shards = std::max<std::size_t>(1, options.shard_count);
+  std::vector<scenario::device_spec> fleet;
+  std::vector<scenario::duration> ramp;
+  for (auto& d : all_devices) {
+    if (d.index % shards != options.shard_index) continue;
+    ramp.push_back(whole_ramp[d.index]);
+    d.index = fleet.size();
+    fleet.push_back(std::move(d));
+  }
+  all_devices.clear();
   const bool embedded_hub = std::holds_alternative<scenario::local_target>(s.target);
   const auto plan = ensure_file_limit(fd_demand{.devices = fleet.size(), .embedded_hub = embedded_hub});
   if (!plan.fits) return twin::error{1, plan.explanation};
@@ -624,7 +639,6 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   const auto started_at = std::chrono::system_clock::now() + (start - steady::now());
   // Devices outlive the load by the settle time at most (the stop flag ends them sooner).
   const auto devices_until = end + std::chrono::duration_cast<steady::duration>(options.settle) + std::chrono::seconds(1);
-  const auto ramp = scenario::ramp_schedule(s.ramp, fleet.size(), s.seed);
   std::atomic<std::size_t> finished{0};
   auto stop = options.stop ? options.stop : std::make_shared<std::atomic<bool>>(false);
   auto devices_stop = std::make_shared<std::atomic<bool>>(false);
@@ -674,7 +688,8 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     }
   }
 
-  backend_context ctx{svc, target.embedded.get(), s, fleet, online, stats, tracker, checker, start, end, stop, device::rng(device::mix_seed(s.seed, 7))};
+  backend_context ctx{svc, target.embedded.get(), s, fleet, online, stats, tracker, checker, start, end, stop,
+                      device::rng(device::mix_seed(s.seed, 7 + options.shard_index)), static_cast<double>(shards)};
   for (auto kind : {load_kind::desired_writes, load_kind::method_calls, load_kind::twin_reads}) {
     asio::co_spawn(hub_io, drive(ctx, kind), asio::detached);
   }
@@ -706,11 +721,12 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       const auto* lag = snap.find("twinfleet_engine_lag_seconds");
       double lag_p99 = 0;
       if (lag != nullptr && !lag->series.empty()) lag_p99 = static_cast<double>(lag->series[0].hist.value_at_quantile(0.99)) / 1e6;
-      (options.progress ? options.progress : out)(progress_line(point, ph != nullptr ? std::string_view(ph->name) : "settle",
+      (options.progress ? options.progress : out)(format_progress_line(point, ph != nullptr ? std::string_view(ph->name) : "settle",
                                                                 fleet.size(), std::chrono::duration<double>(now - last_sample).count(),
                                                                 tracker.writes(), tracker.converged(), lag_p99));
     }
     last_sample = now;
+    if (options.on_sample) options.on_sample(point, tracker.writes(), tracker.converged());
     timeline.push_back(std::move(point));
   };
   while (!stop->load()) {

@@ -70,6 +70,16 @@ TEST_CASE("report.html of a sparse summary says what is missing instead of faili
   CHECK(count(html, "<path class=\"series") == 0);
 }
 
+TEST_CASE("report.html of a run where every connect failed draws an empty histogram, no crash", "[reporters][html]") {
+  // The engine writes an empty histogram for an operation that only failed.
+  const auto html = reporters::render_html(jo(
+      R"({"scenario":"refused","duration_s":1,"operations":{"connect":{"count":5,"errors":5,)"
+      R"("latency_ms":{"p50":0,"p90":0,"p99":0,"max":0},"histogram":{"format":"twinfleet.histogram","version":1,)"
+      R"("layout":{"unit_shift":3,"sub_bucket_bits":7,"highest_ns":3600000000000,"bucket_count":2153},"count":0,"sum_ns":0,)"
+      R"("min_ns":0,"max_ns":0,"overflow":0,"buckets":[]}}}})"));
+  CHECK_THAT(html, Contains("no samples"));
+}
+
 TEST_CASE("report.html escapes every string from the data", "[reporters][html]") {
   auto s = with_thresholds();
   const std::string evil = "<script>alert(1)</script>";

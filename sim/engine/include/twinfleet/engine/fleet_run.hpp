@@ -27,6 +27,20 @@
 
 namespace twinfleet::engine {
 
+// One second of the run (the timeline of summary.json and report.html): connected devices at
+// its end, and each operation's count, errors and percentiles within that second alone.
+struct timeline_point {
+  double t_s = 0;
+  std::uint64_t connected = 0;
+  struct interval {
+    std::uint64_t count = 0;
+    std::uint64_t errors = 0;
+    double p50_ms = 0;
+    double p99_ms = 0;
+  };
+  std::map<std::string, interval> ops;
+};
+
 struct run_options {
   std::size_t threads = 0;                          // device threads; 0: the cores
   std::optional<std::chrono::nanoseconds> duration;  // overrides the phases' total
@@ -40,6 +54,14 @@ struct run_options {
   std::chrono::nanoseconds convergence_deadline = std::chrono::seconds(5);
   // After the devices disconnect, read every twin and shadow back for the sync checker.
   bool audit = true;
+  // A worker process's part of the fleet (`twinfleet run --workers N` starts N processes, each
+  // with --shard i/N): the devices whose fleet index is i modulo N, at their places on the
+  // whole fleet's ramp, and 1/N of the back end's rates. The default is the whole fleet.
+  std::size_t shard_index = 0;
+  std::size_t shard_count = 1;
+  // Each second's sample with the live tally of desired writes and convergence (a worker
+  // process sends them to its parent for the combined live line).
+  std::function<void(const timeline_point&, std::uint64_t writes, std::uint64_t converged)> on_sample;
   // The Prometheus endpoint, "127.0.0.1:9464"; empty: none. When it cannot listen the run
   // goes on without it (a notice), unless required.
   std::string metrics_listen;
@@ -62,20 +84,6 @@ struct operation_stats {
   double max_ms = 0;
   double mean_ms = 0;
   metrics::histogram latency;  // ns, of the successful ones
-};
-
-// One second of the run (the timeline of summary.json and report.html): connected devices at
-// its end, and each operation's count, errors and percentiles within that second alone.
-struct timeline_point {
-  double t_s = 0;
-  std::uint64_t connected = 0;
-  struct interval {
-    std::uint64_t count = 0;
-    std::uint64_t errors = 0;
-    double p50_ms = 0;
-    double p99_ms = 0;
-  };
-  std::map<std::string, interval> ops;
 };
 
 // Devices of one backend and profile.
@@ -120,6 +128,12 @@ struct run_result {
 // yet, the hub cannot start, or the fleet does not fit the open-file limit (the message
 // explains the ways out).
 [[nodiscard]] twin::result<run_result> run_scenario(const scenario::scenario& s, const run_options& options);
+
+// The live line: elapsed and phase, connected/planned, operations per second by kind (counts
+// of `p` over `seconds`) with the main p99s, errors, convergence and the engine's lag.
+[[nodiscard]] std::string format_progress_line(const timeline_point& p, std::string_view phase, std::size_t planned,
+                                               double seconds, std::uint64_t writes, std::uint64_t converged,
+                                               double lag_p99_ms);
 
 // The end-of-run summary for the console: a table of operations, the sync line, the lag.
 [[nodiscard]] std::string format_summary(const run_result& r);
