@@ -16,6 +16,17 @@ for program in "$build_dir"/bench/*_bench; do
     "$program" --twinfleet "$build_dir/twinfleet"
     echo
     "$program" --twinfleet "$build_dir/twinfleet" --devices 200 --seconds 3 --sweep 5000,10000,20000,30000
+  elif [ "$(basename "$program")" = fleet_bench ]; then
+    # `twinfleet run` vs the official Node SDK on one hub (bench/README.md, "Fleet engine"): a
+    # short variant by default (~2 min); FLEET_BENCH_FULL=1 runs the issue's sizes (19,500
+    # devices, 3 repetitions, ~10 min). The SDKs: the conformance tests' pinned install.
+    sdks="$build_dir/conformance-sdks"
+    sdk_args=(--node-modules "$sdks/node_modules")
+    bash tests/conformance/install.sh "$sdks" >/dev/null || sdk_args=(--no-sdk)
+    size=(--quick)
+    [ "${FLEET_BENCH_FULL:-0}" = 1 ] && size=()
+    "$program" --twinfleet "$build_dir/twinfleet" --scenarios bench/scenarios --node-script bench/node/sdk_bench.js \
+      "${sdk_args[@]}" "${size[@]}"
   else
     "$program"
   fi
