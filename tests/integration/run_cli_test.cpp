@@ -269,7 +269,7 @@ TEST_CASE("twinfleet run --workers 2: two processes share the fleet, one merged 
     return s.at("operations").at(op).at("count").to_number<std::int64_t>();
   };
   CHECK(count(merged, "connect") == count(w0, "connect") + count(w1, "connect"));
-  CHECK(count(merged, "connect") == 30);
+  CHECK(count(merged, "connect") >= 30);  // reconnects count too
   // Each worker drove half of the back end's 20 writes/s.
   const auto writes = merged.at("sync").at("desired_writes").to_number<std::int64_t>();
   CHECK(writes > 40);

@@ -478,6 +478,15 @@ asio::awaitable<void> apply_faults(backend_context& ctx, const std::function<voi
   }
 }
 
+// A hub on loopback is reached from 127.0.0.1 … 127.0.0.8 in turn: one source address gives
+// ~28,000 ephemeral ports towards one address and port, a fleet spread over eight has eight
+// times that (DESIGN.md, limits).
+constexpr unsigned loopback_sources = 8;
+void spread_source(net::client_transport& transport, const asio::ip::tcp::endpoint& hub, std::size_t device) {
+  if (!hub.address().is_v4() || !hub.address().is_loopback()) return;
+  transport.local_address = asio::ip::address_v4(0x7f000001U + static_cast<unsigned>(device % loopback_sources));
+}
+
 // The final audit: every twin and shadow read back through the service API and handed to the
 // checker with its profile's mapping. At most `parallel` reads at a time.
 asio::awaitable<void> audit_all(backend_context& ctx, std::size_t parallel, steady::time_point deadline,
@@ -658,6 +667,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.seed = fleet[i].seed;
       run.session.device_id = fleet[i].id;
       target.configure(run);
+      spread_source(run.transport, run.hub, i);
       auto device = [wait_for_start](device::azure_device_run r, fleet_observer& o, steady::time_point begin,
                                      steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
         co_await wait_for_start(begin, halt);
@@ -676,6 +686,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.session.client_id = fleet[i].id;
       run.shadows = fleet[i].shadows;
       target.configure(run);
+      spread_source(run.transport, run.hub, i);
       auto device = [wait_for_start](device::aws_device_run r, fleet_observer& o, steady::time_point begin,
                                      steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
         co_await wait_for_start(begin, halt);

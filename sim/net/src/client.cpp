@@ -61,9 +61,18 @@ class client_impl final : public connection_core {
       const auto address = asio::ip::make_address(std::string(host), ec);
       if (!ec) endpoint.emplace(address, port);
     }
-    if (endpoint) {
+    if (endpoint && transport.local_address) {
+      // A source address of our choosing (127.0.0.x): each one has its own ~28,000 ephemeral
+      // ports towards one server address and port.
+      auto& socket = c.stream_->socket();
+      socket.open(endpoint->protocol(), ec);
+      if (!ec) socket.bind(tcp::endpoint(*transport.local_address, 0), ec);
+    }
+    if (endpoint && !ec) {
       const auto [connect_ec] = co_await c.stream_->socket().async_connect(*endpoint, use_tuple);
       ec = connect_ec;
+    } else if (endpoint) {
+      // The bind failed: reported as the connect's error.
     } else {
       // Not bounded by the watchdog (closing the socket does not stop getaddrinfo), but by the
       // resolver's own timeouts; simulated fleets connect to addresses or to localhost.

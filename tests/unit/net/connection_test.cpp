@@ -86,6 +86,33 @@ TEST_CASE("a refused CONNECT: async_connect reports CONNACK 5, and the client ca
   run(f.io, body());
 }
 
+TEST_CASE("a client connects from the source address it is given (loopback fleets spread over 127.0.0.x)", "[net]") {
+  fixture f;
+  auto body = [&]() -> asio::awaitable<void> {
+    for (const char* source : {"127.0.0.3", "127.0.0.7"}) {
+      client_connection device(co_await asio::this_coro::executor);
+      client_transport transport;
+      transport.local_address = asio::ip::make_address(source);
+      const auto ec = co_await device.async_connect(f.endpoint(), transport, hello(source), 5s);
+      REQUIRE_FALSE(ec);
+      const auto closed = co_await device.async_disconnect();
+      CHECK_FALSE(closed);
+    }
+    // A source address that is not this machine's is the connect's error, not a hang.
+    client_connection stranger(co_await asio::this_coro::executor);
+    client_transport elsewhere;
+    elsewhere.local_address = asio::ip::make_address("192.0.2.1");
+    const auto refused = co_await stranger.async_connect(f.endpoint(), elsewhere, hello("stranger"), 5s);
+    CHECK(refused);
+    co_await f.stop();
+  };
+  run(f.io, body());
+  const std::lock_guard lock(f.broker.mutex);
+  REQUIRE(f.broker.peers.size() == 2);
+  CHECK(f.broker.peers[0].address().to_string() == "127.0.0.3");
+  CHECK(f.broker.peers[1].address().to_string() == "127.0.0.7");
+}
+
 TEST_CASE("keep-alive: the server closes a client that goes silent after CONNECT", "[net]") {
   fixture f;
   auto body = [&]() -> asio::awaitable<void> {

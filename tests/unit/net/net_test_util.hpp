@@ -130,12 +130,14 @@ struct test_broker final : server_handler {
   std::vector<std::shared_ptr<server_connection>> live;     // accepted and not closed
   std::vector<std::shared_ptr<server_connection>> pending;  // deferred
   std::vector<std::uint16_t> pubacks;
+  std::vector<boost::asio::ip::tcp::endpoint> peers;  // each CONNECT's source
 
   void on_connect(server_connection& conn, const mqtt::connect_packet& packet) override {
     const std::lock_guard lock(mutex);
     ++connects;
     const std::string id(packet.client_id);
     connect_ids.push_back(id);
+    peers.push_back(conn.remote_endpoint());
     conn.user_data() = client_state{id, {}};
     if (refused_ids.count(id) != 0) {
       const auto ec = conn.refuse(mqtt::connect_return_code::not_authorized);

@@ -38,12 +38,14 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -83,6 +85,9 @@ struct client_transport {
   // WS and WSS: offered in Sec-WebSocket-Protocol; empty: "mqtt". (AWS IoT SDK v1 clients
   // offer "mqttv3.1".)
   std::vector<std::string> ws_subprotocols;
+  // The source address to connect from (bound before connecting to an address, not a host
+  // name); unset: the kernel's choice. Loopback fleets spread over 127.0.0.x with it.
+  std::optional<boost::asio::ip::address> local_address;
 };
 
 struct client_options {
