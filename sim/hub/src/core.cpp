@@ -239,6 +239,8 @@ std::string hub_core::metrics_text() const {
   op_family("faults_total", "aws", "accepted_delta", "swapped", c.faults_accepted_delta_swapped);
   op_family("faults_total", "azure", "desired_version", "skipped", c.faults_desired_versions_skipped);
   op_family("faults_total", "all", "connection", "forced_disconnect", c.faults_forced_disconnects);
+  op_family("faults_total", "azure", "reported_patch", "reordered", c.faults_azure_reported_reordered);
+  op_family("faults_total", "aws", "shadow_update", "reordered", c.faults_aws_reported_reordered);
   family("throttled_total", "counter", "Requests throttling queued or refused, by backend, operation and outcome.");
   family("throttle_queue_depth", "gauge", "Requests waiting for a throttle token now.");
   for (std::size_t i = 0; i < throttle_class_count; ++i) {
@@ -359,7 +361,7 @@ void hub_core::on_publish(link& device, const mqtt::publish_packet& publish, tim
   st.tick(now);
   auto it = st.connections.find(&device);
   if (it == st.connections.end()) return;
-  if (st.settings.throttle.any()) {
+  if (st.settings.throttle.any() || st.settings.faults.reported_reorder > 0) {
     throttled_device_publish(st, device, it->second, publish, now);
   } else {
     dispatch_device_publish(st, device, it->second, publish, now);

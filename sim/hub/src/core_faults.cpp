@@ -5,7 +5,8 @@
 // duplicate it, delay it (plus jitter) or hold it back so later messages overtake it. Delayed
 // messages wait in `delayed` and leave from on_timer; a connection that is gone by then (its
 // serial no longer matches) gets nothing. The dialects ask for the two faults that change what
-// they do: the accepted/delta swap and skipped desired versions.
+// they do: the accepted/delta swap and skipped desired versions. Reported writes a device sends
+// may be held back (held_requests, reported_reorder) before they go on to the throttle.
 //
 // Throttling is a token bucket per throttle_class (and per thing for AWS shadows) with a FIFO of
 // requests waiting for tokens; a full FIFO refuses. Device publishes pass through it in
@@ -352,10 +353,40 @@ void refuse_throttled(hub_core::state& st, link& device, const connection_state&
   st.route(std::string(topic) + "/rejected", json::serialize(document), mqtt::qos::at_least_once);
 }
 
-}  // namespace
+// A request that waits (in a throttle queue, or held back by a fault): its bytes, kept until
+// it is served.
+struct held {
+  std::string topic;
+  std::string payload;
+  mqtt::qos qos;
+  bool retain;
+  std::uint16_t packet_id;
 
-void throttled_device_publish(hub_core::state& st, link& device, connection_state& cs,
-                              const mqtt::publish_packet& publish, time_point now) {
+  static std::shared_ptr<held> of(const mqtt::publish_packet& publish) {
+    return std::make_shared<held>(
+        held{std::string(publish.topic), std::string(publish.payload), publish.qos, publish.retain, publish.packet_id});
+  }
+  [[nodiscard]] mqtt::publish_packet packet() const {
+    mqtt::publish_packet p;
+    p.topic = topic;
+    p.payload = payload;
+    p.qos = qos;
+    p.retain = retain;
+    p.packet_id = packet_id;
+    return p;
+  }
+};
+
+// The device publishes that `reported_reorder` may hold back: writes of reported state.
+bool is_reported_write(const connection_state& cs, std::string_view topic) {
+  if (cs.kind == dialect::azure) return topic.starts_with("$iothub/twin/PATCH/properties/reported/");
+  return topic.starts_with("$aws/things/") && topic.find("/shadow/") != std::string_view::npos &&
+         topic.ends_with("/update");
+}
+
+// Through the throttle, then dispatched.
+void admit_device_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
+                          time_point now) {
   auto meter = meter_of(cs, publish.topic);
   if (!meter) {
     dispatch_device_publish(st, device, cs, publish, now);
@@ -363,26 +394,12 @@ void throttled_device_publish(hub_core::state& st, link& device, connection_stat
   }
   // The request may wait: keep its bytes, and serve it only if the same connection still
   // stands when it leaves the queue.
-  struct held {
-    std::string topic;
-    std::string payload;
-    mqtt::qos qos;
-    bool retain;
-    std::uint16_t packet_id;
-  };
-  auto h = std::make_shared<held>(
-      held{std::string(publish.topic), std::string(publish.payload), publish.qos, publish.retain, publish.packet_id});
+  auto h = held::of(publish);
   const auto serial = cs.serial;
   auto serve = [&st, &device, serial, h](time_point at) {
     auto it = st.connections.find(&device);
     if (it == st.connections.end() || it->second.serial != serial) return;
-    mqtt::publish_packet p;
-    p.topic = h->topic;
-    p.payload = h->payload;
-    p.qos = h->qos;
-    p.retain = h->retain;
-    p.packet_id = h->packet_id;
-    dispatch_device_publish(st, device, it->second, p, at);
+    dispatch_device_publish(st, device, it->second, h->packet(), at);
   };
   auto refuse = [&st, &device, serial, h] {
     auto it = st.connections.find(&device);
@@ -400,6 +417,30 @@ void throttled_device_publish(hub_core::state& st, link& device, connection_stat
   st.throttle_admit(meter->c, meter->key, 1, now, std::move(serve), std::move(refuse));
 }
 
+}  // namespace
+
+void throttled_device_publish(hub_core::state& st, link& device, connection_state& cs,
+                              const mqtt::publish_packet& publish, time_point now) {
+  const auto& f = st.settings.faults;
+  if (f.reported_reorder > 0 && is_reported_write(cs, publish.topic) && st.chance(f.reported_reorder)) {
+    // Fault: held back, so that the connection's later requests overtake it (C1.4); then it
+    // goes on as if it had just arrived, if the same connection still stands.
+    ++(cs.kind == dialect::azure ? st.counters.faults_azure_reported_reordered
+                                 : st.counters.faults_aws_reported_reordered);
+    auto h = held::of(publish);
+    const auto serial = cs.serial;
+    const auto due = now + duration_cast<time_point::duration>(f.reported_reorder_hold);
+    st.held_requests.emplace(due, [&st, &device, serial, h](time_point at) {
+      auto it = st.connections.find(&device);
+      if (it == st.connections.end() || it->second.serial != serial) return;
+      admit_device_publish(st, device, it->second, h->packet(), at);
+    });
+    st.wake(due);
+    return;
+  }
+  admit_device_publish(st, device, cs, publish, now);
+}
+
 // ---------------------------------------------------------------------------------------------
 // the timer's share: delayed deliveries, queued requests, forced disconnects
 
@@ -410,6 +451,7 @@ std::optional<time_point> faults_deadline(const hub_core::state& st) {
   };
   if (!st.delayed.empty()) consider(st.delayed.begin()->first);
   if (!st.throttle_due.empty()) consider(st.throttle_due.begin()->first);
+  if (!st.held_requests.empty()) consider(st.held_requests.begin()->first);
   const auto& schedule = st.settings.faults.disconnect_schedule;
   if (st.next_scheduled_disconnect < schedule.size()) {
     consider(st.faults_since + schedule[st.next_scheduled_disconnect].at);
@@ -424,6 +466,10 @@ void faults_on_timer(hub_core::state& st, time_point now) {
     const auto& d = node.mapped();
     auto cs = st.connections.find(d.connection);
     if (cs != st.connections.end() && cs->second.serial == d.serial) d.connection->send(d.topic, d.payload, d.qos);
+  }
+  while (!st.held_requests.empty() && st.held_requests.begin()->first <= now) {
+    auto node = st.held_requests.extract(st.held_requests.begin());
+    node.mapped()(now);
   }
   while (!st.throttle_due.empty() && st.throttle_due.begin()->first <= now) {
     auto node = st.throttle_due.extract(st.throttle_due.begin());

@@ -142,6 +142,8 @@ struct hub_core::state {
   std::multimap<time_point, delayed_send> delayed;
   std::array<string_map<throttle_bucket>, throttle_class_count> buckets;
   std::multimap<time_point, std::pair<throttle_class, std::string>> throttle_due;
+  // Fault: device reported writes held back (reported_reorder), each served when due.
+  std::multimap<time_point, std::function<void(time_point)>> held_requests;
   std::array<std::size_t, throttle_class_count> queue_depth{};
   std::function<void(time_point)> wakeup;
 
@@ -188,7 +190,8 @@ std::vector<mqtt::suback_code> aws_subscribe(hub_core::state& st, link& device, 
 void aws_device_publish(hub_core::state& st, link& device, connection_state& cs, const mqtt::publish_packet& publish,
                  time_point now);
 
-// A device PUBLISH served at once (dispatch), or first through the throttle (core_faults.cpp).
+// A device PUBLISH served at once (dispatch), or first through the reported_reorder fault and
+// the throttle (core_faults.cpp).
 void dispatch_device_publish(hub_core::state& st, link& device, connection_state& cs,
                              const mqtt::publish_packet& publish, time_point now);
 void throttled_device_publish(hub_core::state& st, link& device, connection_state& cs,

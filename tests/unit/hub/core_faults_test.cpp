@@ -280,6 +280,82 @@ TEST_CASE("faults: reorder holds messages back so that later ones overtake them,
   CHECK(run(42).first == versions);  // the same seed, the same order
 }
 
+TEST_CASE("faults: reported_reorder holds reported writes back so that later ones overtake them", "[hub][faults]") {
+  const auto f = faults_from(R"({"reported_reorder":0.25,"reported_reorder_hold_ms":80})");
+  CHECK(f.reported_reorder == 0.25);
+  CHECK(f.reported_reorder_hold == 80ms);
+  CHECK(f.any());
+  CHECK(hub::to_json(*hub::fault_settings_from_json(hub::to_json(f))) == hub::to_json(f));
+  CHECK(hub::fault_settings_from_json(jv(R"({"reported_reorder":2})")).error().message ==
+        "reported_reorder: must lie in [0, 1]");
+
+  // Twenty reported PATCHes sent back to back on one connection (C1.4): each is answered, but
+  // the held ones later, with a higher reported $version than writes sent after them.
+  auto run = [](std::uint64_t seed) {
+    auto settings = open_settings();
+    settings.faults = faults_from(R"({"reported_reorder":0.3,"reported_reorder_hold_ms":50})");
+    settings.faults.seed = seed;
+    hub_core core(settings);
+    fake_link device;
+    azure_up(core, device, azure(core, "dev1"));
+    for (int i = 0; i < 20; ++i) {
+      const std::string topic = "$iothub/twin/PATCH/properties/reported/?$rid=" + std::to_string(i);
+      core.on_publish(device, pub(topic, R"({"n":)" + std::to_string(i) + "}"), at(1 + i * 0.01));
+      run_until(core, 1 + i * 0.01);
+    }
+    run_until(core, 5);
+    std::vector<int> rids;  // in the order answered
+    for (const auto& m : device.take()) {
+      REQUIRE(m.topic.starts_with("$iothub/twin/res/204/?$rid="));
+      rids.push_back(std::stoi(m.topic.substr(m.topic.find("$rid=") + 5)));
+    }
+    const auto twin = core.azure_get_twin("dev1");
+    REQUIRE(twin.has_value());
+    const auto last = twin->at("properties").at("reported").at("n").to_number<int>();
+    return std::tuple{rids, last, core.counters().faults_azure_reported_reordered};
+  };
+  const auto [rids, last, reordered] = run(42);
+  REQUIRE(rids.size() == 20);
+  auto sorted = rids;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i) CHECK(sorted[i] == static_cast<int>(i));
+  CHECK(rids != sorted);  // something overtook something
+  CHECK(last == rids.back());  // the write applied last is the one whose values stay
+  CHECK(reordered > 0);
+  CHECK(reordered < 20);
+  CHECK(std::get<0>(run(42)) == rids);  // the same seed, the same order
+
+  // Other requests are never held, and a held write of a connection that ended is never served.
+  auto settings = open_settings();
+  settings.faults = faults_from(R"({"reported_reorder":1,"reported_reorder_hold_ms":50})");
+  hub_core core(settings);
+  fake_link device;
+  const auto d = azure(core, "dev1");
+  azure_up(core, device, d);
+  core.on_publish(device, pub("$iothub/twin/GET/?$rid=1"), at(1));
+  CHECK(device.take().size() == 1);
+  core.on_publish(device, pub("$iothub/twin/PATCH/properties/reported/?$rid=2", R"({"n":7})"), at(1));
+  CHECK(device.take().empty());
+  core.on_disconnect(device, at(1.01));
+  fake_link again;
+  azure_up(core, again, d, 1.02);
+  run_until(core, 2);
+  CHECK(device.take().empty());
+  CHECK(again.take().empty());
+  CHECK_FALSE(core.azure_get_twin("dev1")->at("properties").at("reported").as_object().contains("n"));
+
+  // AWS: a shadow /update is held, then accepted.
+  fake_link thing;
+  aws_up(core, thing, "lamp-1", "lamp-1", 2);
+  core.on_publish(thing, pub("$aws/things/lamp-1/shadow/update", R"({"state":{"reported":{"on":true}}})"), at(2));
+  CHECK(thing.take().empty());
+  run_until(core, 2.1);
+  const auto sent = thing.take();
+  REQUIRE(!sent.empty());
+  CHECK(sent[0].topic == "$aws/things/lamp-1/shadow/update/accepted");
+  CHECK(core.counters().faults_aws_reported_reordered == 1);
+}
+
 TEST_CASE("faults: AWS accepted/delta swap publishes the delta of a version first", "[hub][faults]") {
   auto settings = open_settings();
   hub_core core(settings);

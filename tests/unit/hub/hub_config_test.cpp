@@ -44,6 +44,8 @@ faults:
   azure_skip_desired_versions: 10%
   azure_skip_max: 4
   subscription_activation_delay: 200ms
+  reported_reorder: 5%
+  reported_reorder_hold: 300ms
   disconnects: 30/m
   disconnect_schedule:
     - {at: 1m, fraction: 10%, backend: aws}
@@ -77,6 +79,8 @@ throttle:
   CHECK(f.aws_swap_accepted_delta == Approx(0.5));
   CHECK(f.azure_skip_max == 4);
   CHECK(f.subscription_activation_delay == 200ms);
+  CHECK(f.reported_reorder == Approx(0.05));
+  CHECK(f.reported_reorder_hold == 300ms);
   CHECK(f.disconnects_per_second == Approx(0.5));
   REQUIRE(f.disconnect_schedule.size() == 2);
   CHECK(f.disconnect_schedule[0].at == 30s);  // in time order

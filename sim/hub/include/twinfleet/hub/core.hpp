@@ -96,6 +96,8 @@ struct hub_counters {
   std::uint64_t faults_accepted_delta_swapped = 0;
   std::uint64_t faults_desired_versions_skipped = 0;
   std::uint64_t faults_forced_disconnects = 0;
+  std::uint64_t faults_azure_reported_reordered = 0;  // reported PATCHes held back
+  std::uint64_t faults_aws_reported_reordered = 0;    // shadow /update requests held back
 
   // Throttling, by throttle_class: requests that waited in a queue, and those refused (429 or
   // CONNACK 3) because the queue was full.

@@ -70,6 +70,12 @@ struct fault_settings {
   std::int64_t azure_skip_max = 3;
   // After a SUBACK, messages for the new subscription are dropped for this long (C2.4).
   std::chrono::milliseconds subscription_activation_delay{0};
+  // Reported writes a device sends (Azure reported PATCH, AWS shadow /update): probability that
+  // one is held back by `reported_reorder_hold` before the hub serves it, so the connection's
+  // later requests overtake it (C1.4: no ordering guarantee for concurrent requests). A held
+  // request is served only if its connection still stands.
+  double reported_reorder = 0;
+  std::chrono::milliseconds reported_reorder_hold{50};
   // Forced disconnects: a Poisson rate over all device connections, and a schedule.
   double disconnects_per_second = 0;
   std::vector<disconnect_event> disconnect_schedule;
