@@ -20,6 +20,7 @@ using twinfleet::test::temp_dir;
 namespace {
 
 // A small fleet of the shipped profiles: Azure bulbs and AWS thermostats with a named shadow.
+// Method calls leave out the thermostat's reboot: the connect counts below assume none.
 std::filesystem::path write_scenario(const temp_dir& dir, std::string_view duration,
                                      std::string target = "{ type: local, transport: tls }") {
   const auto root = std::filesystem::path(TWINFLEET_SOURCE_DIR);
@@ -33,7 +34,7 @@ std::filesystem::path write_scenario(const temp_dir& dir, std::string_view durat
       << "ramp: { rate: 200/s }\n"
       << "phases:\n"
       << "  - name: steady\n    duration: " << duration << "\n"
-      << "    backend: { desired_writes: 20/s, method_calls: 2/s, twin_reads: 5/s }\n";
+      << "    backend: { desired_writes: 20/s, method_calls: { rate: 2/s, methods: [blink, get_max_min_report] }, twin_reads: 5/s }\n";
   return file;
 }
 

@@ -5,6 +5,7 @@
 #include "target.hpp"
 
 #include <twinfleet/backends/service_aws.hpp>
+#include <twinfleet/backends/service_aws_commands.hpp>
 #include <twinfleet/backends/service_azure.hpp>
 #include <twinfleet/check/sync_checker.hpp>
 #include <twinfleet/device/aws_runner.hpp>
@@ -295,6 +296,7 @@ struct service_clients {
   backends::azure_service_client* azure;
   backends::aws_service_client* aws;
   std::atomic<int> in_flight{0};
+  backends::aws_command_client* aws_commands = nullptr;  // AWS devices' commands (docs/PROFILES.md)
 };
 
 // Everything the back-end driver and the progress line share; lives on the hub's thread.
@@ -373,8 +375,14 @@ asio::awaitable<void> read_op(backend_context& ctx, const scenario::device_spec*
 asio::awaitable<void> method_op(backend_context& ctx, const scenario::device_spec* d, std::string name,
                                 steady::time_point intended) {
   const json::value payload = json::object{};
-  auto r = co_await ctx.svc.azure->async_invoke_method(d->id, name, payload, std::chrono::seconds(10));
-  ctx.stats.record(d->index, op::method, steady::now() - intended, r.has_value() && r->status < 400);
+  if (d->via == scenario::dialect::azure) {
+    auto r = co_await ctx.svc.azure->async_invoke_method(d->id, name, payload, std::chrono::seconds(10));
+    ctx.stats.record(d->index, op::method, steady::now() - intended, r.has_value() && r->status < 400);
+  } else {
+    // twinfleet's command-topic convention: published through the data plane, answered on MQTT.
+    auto r = co_await ctx.svc.aws_commands->async_invoke(d->id, name, payload, std::chrono::seconds(10));
+    ctx.stats.record(d->index, op::method, steady::now() - intended, r.has_value() && r->status < 400);
+  }
   --ctx.svc.in_flight;
 }
 
@@ -431,7 +439,7 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
                        write_op(ctx, d, shadow, std::move(desired), intended), asio::detached);
       } else {
         const auto* d = ctx.pick([&](const scenario::device_spec& candidate) {
-          if (candidate.via != scenario::dialect::azure) return false;
+          if (candidate.via == scenario::dialect::aws && ctx.svc.aws_commands == nullptr) return false;
           for (const auto& c : candidate.profile->commands) {
             if (has_any(load.names, c.name)) return true;
           }
@@ -606,6 +614,16 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   auto& target = **opened;
   if (auto ready = detail::provision(target, s, fleet, hub_io, out); !ready) return ready.error();  // identities, keys, certificates
   service_clients svc{target.azure.get(), target.aws.get()};
+  std::unique_ptr<backends::aws_command_client> aws_commands;  // connects at the first AWS command
+  if (target.aws) {
+    backends::aws_command_options command_options;
+    command_options.broker = target.device_endpoint;
+    // The devices' way in (with per-device certificates, the first AWS thing's).
+    const auto first_aws = std::find_if(fleet.begin(), fleet.end(), [](const auto& d) { return d.via == scenario::dialect::aws; });
+    command_options.transport = target.transport(first_aws != fleet.end() ? std::string_view(first_aws->id) : std::string_view());
+    aws_commands = std::make_unique<backends::aws_command_client>(hub_io.get_executor(), *target.aws, command_options);
+    svc.aws_commands = aws_commands.get();
+  }
 
   metrics::registry registry;
   run_stats stats(registry, fleet);

@@ -1,0 +1,44 @@
+// `twinfleet run` with method calls on an AWS-only fleet: the back end's commands go out through
+// the data plane's HTTPS publish on twinfleet's command topics, the devices answer on the
+// response topics, and the back end's MQTT connection sees the answers (docs/PROFILES.md).
+#include "process.hpp"
+#include "test_data.hpp"
+
+#include <boost/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+using namespace std::chrono_literals;
+using twinfleet::test::run_program;
+using twinfleet::test::temp_dir;
+
+TEST_CASE("twinfleet run: method calls on an AWS fleet are answered through the command topics",
+          "[cli][run][aws][commands][integration]") {
+  temp_dir dir;
+  const auto root = std::filesystem::path(TWINFLEET_SOURCE_DIR);
+  const auto scenario = dir.path() / "aws-commands.yaml";
+  std::ofstream(scenario) << "name: aws-commands\nseed: 3\ntarget: { type: local, transport: tls }\n"
+                          << "fleet:\n"
+                          << "  - { profile: " << (root / "device-profiles/thermostat.yaml").string()
+                          << ", count: 6, dialect: aws }\n"
+                          << "ramp: { rate: 200/s }\n"
+                          << "phases:\n"
+                          << "  - name: steady\n    duration: 4s\n"
+                          << "    backend: { method_calls: { rate: 10/s, methods: [get_max_min_report] } }\n";
+  const auto report = dir.path() / "report";
+  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--threads", "1", "--report", report.string()}, 60s);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(report / "summary.json");
+  REQUIRE(in);
+  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  const auto& operations = summary.at("operations").as_object();
+  REQUIRE(operations.contains("method"));
+  // ~10/s over 4 s, less the first moments before devices are online.
+  CHECK(operations.at("method").at("count").to_number<std::int64_t>() >= 10);
+  CHECK(operations.at("method").at("errors") == 0);
+  // The answer comes after the profile's latency (20–80 ms).
+  CHECK(operations.at("method").at("latency_ms").at("p50").as_double() >= 20);
+}
