@@ -4,12 +4,15 @@
 // twinfleet/things/{thing}/commands/{name}; its answer reaches a back-end MQTT connection
 // subscribed to twinfleet/things/+/commands/+/response; unknown commands get 404; the
 // command's effects change the shadow.
+#include <twinfleet/backends/service_aws_commands.hpp>
+#include <twinfleet/backends/service_hub_json.hpp>
 #include <twinfleet/device/aws_runner.hpp>
 #include <twinfleet/hub/local_hub.hpp>
 #include <twinfleet/net/client.hpp>
 #include <twinfleet/scenario/profile_loader.hpp>
 
 #include "json_test_util.hpp"
+#include "process.hpp"
 #include "test_data.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -174,4 +177,92 @@ TEST_CASE("aws device: commands on the twinfleet topic convention are answered w
   const auto shadow = hub.core().aws_get_shadow("screen-007", "", std::chrono::system_clock::now());
   REQUIRE(shadow.has_value());
   CHECK(shadow->at("state").at("reported").at("screen_text") == "hello from the back end");
+}
+
+TEST_CASE("aws command client: a back end's call is answered by the device, unknown commands with 404, a thing nobody "
+          "answers for times out, an unreachable broker is a connect error",
+          "[backends][aws][commands][integration]") {
+  config::diagnostics diags;
+  auto profile = scenario::load_profile_string(screen_profile, "screen.yaml", diags);
+  INFO(diags.to_string());
+  REQUIRE(profile);
+
+  asio::io_context io;
+  test::temp_dir dir;
+  hub::hub_options options;
+  options.settings.auth = hub::auth_mode::open;
+  options.certs_dir = dir.path();
+  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}},
+                       {hub::listener_protocol::http, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+  options.log = [](std::string_view) {};
+  hub::local_hub hub(io.get_executor(), options);
+  REQUIRE_FALSE(hub.start());
+  const auto mqtt_endpoint = hub.listeners().at(0).endpoint;
+  auto rest_options = backends::aws_service_options_from_hub_json(hub.describe(), true);
+  REQUIRE(rest_options);
+  auto rest = backends::aws_service_client::create(io.get_executor(), *rest_options);
+  REQUIRE(rest);
+
+  device::aws_device_run run;
+  run.device_profile = profile;
+  run.index = 1;
+  run.session.thing_name = "screen-001";
+  run.hub = mqtt_endpoint;
+  recorder seen;
+  auto stop = std::make_shared<std::atomic<bool>>(false);
+  bool device_done = false;
+  asio::co_spawn(io, device::run_aws_device(run, seen, steady::now() + 20s, stop),
+                 [&](std::exception_ptr) { device_done = true; });
+
+  backends::aws_command_options command_options;
+  command_options.broker = mqtt_endpoint;
+  backends::aws_command_client commands(io.get_executor(), **rest, command_options);
+  backends::aws_command_options nowhere_options;
+  nowhere_options.broker = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), test::free_local_port());
+  nowhere_options.connect_timeout = 2s;
+  backends::aws_command_client nowhere(io.get_executor(), **rest, nowhere_options);
+
+  std::optional<backends::service_result<backends::aws_command_response>> shown, unknown, silent, unreachable;
+  bool driver_done = false;
+  auto driver = [&]() -> asio::awaitable<void> {
+    asio::steady_timer t(io);
+    const auto ready_by = steady::now() + 10s;
+    for (;;) {  // subscribed to its commands once its first report is in the shadow
+      auto shadow = hub.core().aws_get_shadow("screen-001", "", std::chrono::system_clock::now());
+      if (shadow && shadow->at("state").as_object().contains("reported")) break;
+      REQUIRE(steady::now() < ready_by);
+      t.expires_after(20ms);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    const json::value request = test::jv(R"({"text":"hi"})");
+    auto a = co_await commands.async_invoke("screen-001", "display", request, 5s);
+    shown = std::move(a);
+    auto b = co_await commands.async_invoke("screen-001", "reboot-now", request, 5s);
+    unknown = std::move(b);
+    auto c = co_await commands.async_invoke("screen-999", "display", request, 300ms);
+    silent = std::move(c);
+    auto d = co_await nowhere.async_invoke("screen-001", "display", request, 5s);
+    unreachable = std::move(d);
+    co_await commands.async_stop();
+    stop->store(true);
+    driver_done = true;
+  };
+  asio::co_spawn(io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  const auto deadline = steady::now() + 30s;
+  while (!(device_done && driver_done) && steady::now() < deadline) io.run_for(100ms);
+  REQUIRE(driver_done);
+  REQUIRE(device_done);
+
+  REQUIRE(shown->has_value());
+  CHECK((*shown)->status == 200);
+  CHECK((*shown)->payload == test::jv(R"({"shown":"hi","by":"screen-001"})"));
+  REQUIRE(unknown->has_value());
+  CHECK((*unknown)->status == 404);
+  REQUIRE_FALSE(silent->has_value());
+  CHECK(silent->error().kind == backends::service_failure::timeout);
+  REQUIRE_FALSE(unreachable->has_value());
+  CHECK(unreachable->error().kind == backends::service_failure::connect);
+  CHECK(commands.pending() == 0);
 }
