@@ -618,6 +618,8 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   if (target.aws) {
     backends::aws_command_options command_options;
     command_options.broker = target.device_endpoint;
+    // One per process: workers of `--workers N` must not take each other's client id over.
+    command_options.client_id += "-" + std::to_string(::getpid());
     // The devices' way in (with per-device certificates, the first AWS thing's).
     const auto first_aws = std::find_if(fleet.begin(), fleet.end(), [](const auto& d) { return d.via == scenario::dialect::aws; });
     command_options.transport = target.transport(first_aws != fleet.end() ? std::string_view(first_aws->id) : std::string_view());
