@@ -278,3 +278,31 @@ TEST_CASE("twinfleet run --workers 2: two processes share the fleet, one merged 
   CHECK(merged.at("sync").at("converged") == writes);
   CHECK(std::filesystem::exists(report / "report.html"));
 }
+
+TEST_CASE("twinfleet run: the Prometheus endpoint serves the run's metrics and lingers for a last scrape",
+          "[cli][run][integration]") {
+  temp_dir dir;
+  const auto scenario = write_scenario(dir, "3s");
+  const auto port = std::to_string(twinfleet::test::free_local_port());
+  child_process run(TWINFLEET_CLI, {"run", scenario.string(), "--quiet", "--metrics-listen", "127.0.0.1:" + port,
+                                    "--metrics-linger", "20s"});
+  // The summary is printed before the endpoint's last 20 s: scrape then.
+  REQUIRE(run.wait_until([&] { return run.out().find("sync: ") != std::string::npos; }, 90s));
+  const auto scrape = run_program("curl", {"-sf", "http://127.0.0.1:" + port + "/metrics"}, 10s);
+  INFO("stdout: " << run.out() << "\nmetrics: " << scrape.out.substr(0, 4000));
+  REQUIRE(scrape.exit_code == 0);
+  auto value = [&](const std::string& series) {
+    std::smatch m;
+    const std::regex line("\n" + series + " ([0-9.e+]+)");
+    return std::regex_search(scrape.out, m, line) ? std::stod(m[1]) : -1.0;
+  };
+  // Every device connected once: 20 Azure bulbs and 10 AWS thermostats.
+  CHECK(value(R"(twinfleet_connects_total\{backend="azure",profile="lightbulb",outcome="ok"\})") >= 20);
+  CHECK(value(R"(twinfleet_connects_total\{backend="aws",profile="thermostat",outcome="ok"\})") >= 10);
+  CHECK(value(R"(twinfleet_devices_planned\{backend="azure",profile="lightbulb"\})") == 20);
+  CHECK(value(R"(twinfleet_operation_duration_seconds_count\{backend="azure",profile="lightbulb",operation="desired_write"\})") > 0);
+  CHECK(scrape.out.find("twinfleet_operation_duration_seconds_bucket{backend=\"azure\",profile=\"lightbulb\",operation=\"connect\",le=\"0.005\"}") !=
+        std::string::npos);
+  CHECK(value(R"(twinfleet_sync_anomalies_total\{backend="azure",profile="lightbulb",outcome="lost_update"\})") == 0);
+  CHECK(run.stop(SIGINT) == 0);  // Ctrl-C cuts the linger short
+}

@@ -45,6 +45,7 @@ struct run_flags {
   std::size_t threads = 0;
   std::string duration;
   std::string settle;
+  std::string metrics_linger;
   std::optional<std::uint64_t> devices;
   std::optional<std::uint64_t> seed;
   std::vector<std::string> sets;  // key.path=value
@@ -207,6 +208,7 @@ int run_workers(const run_flags& flags, const scenario::scenario& s, std::size_t
                                   "--report-dir", dir.string()};
     if (!flags.duration.empty()) args.insert(args.end(), {"--duration", flags.duration});
     if (!flags.settle.empty()) args.insert(args.end(), {"--settle", flags.settle});
+    if (!flags.metrics_linger.empty()) args.insert(args.end(), {"--metrics-linger", flags.metrics_linger});
     if (flags.devices) args.insert(args.end(), {"--devices", std::to_string(*flags.devices)});
     if (flags.seed) args.insert(args.end(), {"--seed", std::to_string(*flags.seed)});
     for (const auto& set : flags.sets) args.insert(args.end(), {"--set", set});
@@ -402,6 +404,15 @@ int run(const run_flags& flags) {
     }
     options.settle = *d;
   }
+  std::chrono::nanoseconds metrics_linger{0};
+  if (!flags.metrics_linger.empty()) {
+    auto d = config::parse_duration(flags.metrics_linger);
+    if (!d) {
+      fmt::print(stderr, "twinfleet run: --metrics-linger {}: expected a duration such as 15s\n", flags.metrics_linger);
+      return 2;
+    }
+    metrics_linger = *d;
+  }
   if (flags.quiet || is_shard) options.progress_every = std::chrono::milliseconds(0);
   if (is_shard) {
     options.on_sample = [](const engine::timeline_point& p, std::uint64_t writes, std::uint64_t converged) {
@@ -458,7 +469,18 @@ int run(const run_flags& flags) {
     return hurry_flag()->load() ? 130 : 0;
   }
   fmt::print("{}", engine::format_summary(*result));
-  return finish_report(flags, *s, engine::summary_json(*result));
+  const int code = finish_report(flags, *s, engine::summary_json(*result));
+  if (result->metrics_endpoint && metrics_linger.count() > 0) {
+    // A last scrape sees the final values, the anomalies judged at the end included.
+    fmt::print("  metrics: the endpoint stays up for {} (Ctrl-C ends it)\n", config::format_duration(metrics_linger));
+    std::fflush(stdout);
+    const int seen = interrupts.load();
+    const auto until = std::chrono::steady_clock::now() + metrics_linger;
+    while (std::chrono::steady_clock::now() < until && interrupts.load() == seen) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  return code;
 }
 
 // The thresholds, k6-style: each one's verdict on the console, in summary.json and as a JUnit
@@ -504,6 +526,8 @@ void add_run_command(CLI::App& app) {
                   "The Prometheus endpoint during the run, ADDR:PORT (default 127.0.0.1:9464; a busy default port is "
                   "skipped with a notice); off: none")
       ->each([flags](const std::string&) { flags->metrics_listen_given = true; });
+  cmd->add_option("--metrics-linger", flags->metrics_linger,
+                  "Keep the Prometheus endpoint up this long after the verdict (a last scrape sees the final anomalies)");
   cmd->add_option("--report-dir,--report", flags->report, "Write the reports into this folder (also after Ctrl-C)");
   cmd->add_option("--workers", flags->workers,
                   "Run the fleet in this many processes (default: one, or as many as the open-file limit needs)");

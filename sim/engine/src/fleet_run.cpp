@@ -627,7 +627,15 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     svc.aws_commands = aws_commands.get();
   }
 
-  metrics::registry registry;
+  // The registry and its endpoint outlive the run when the caller wants a last scrape
+  // (run_result::metrics_endpoint).
+  struct live_metrics {
+    metrics::registry registry;
+    std::optional<metrics::exposer> endpoint;
+  };
+  auto live = std::make_shared<live_metrics>();
+  auto& registry = live->registry;
+  auto& endpoint = live->endpoint;
   run_stats stats(registry, fleet);
   convergence_tracker tracker(stats);
   key_index index;
@@ -650,7 +658,6 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   }
   std::vector<std::atomic<bool>> online(fleet.size());
   fleet_observer observer(stats, tracker, checker, index, online);
-  std::optional<metrics::exposer> endpoint;
   if (!options.metrics_listen.empty()) {
     endpoint.emplace(registry);
     if (auto started = endpoint->start(options.metrics_listen); !started) {
@@ -815,7 +822,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   }
   asio::post(hub_io, [&] { target.close([&] { hub_io.stop(); }); });
   hub_thread.join();
-  if (endpoint) endpoint->stop();
+
 
   run_result r;
   r.scenario = s.name;
@@ -867,6 +874,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   r.lag = rt.lag();
   r.rss_bytes_peak = peak_rss_bytes();
   r.timeline = std::move(timeline);
+  if (endpoint) r.metrics_endpoint = live;  // stopped when the last holder lets go
   return r;
 }
 

@@ -73,7 +73,11 @@ void run_stats::record(std::size_t device, op o, std::chrono::nanoseconds latenc
   }
 }
 
-void run_stats::connection(std::size_t device, bool up) { handles_[device_group_[device]].connected.add(up ? 1.0 : -1.0); }
+void run_stats::connection(std::size_t device, bool up) {
+  auto& h = handles_[device_group_[device]];
+  h.connected.add(up ? 1.0 : -1.0);
+  if (up) h.connects_ok.add();
+}
 void run_stats::connect_failed(std::size_t device) { handles_[device_group_[device]].connects_failed.add(); }
 void run_stats::desired_written(std::size_t device) { handles_[device_group_[device]].writes.add(); }
 void run_stats::desired_converged(std::size_t device) { handles_[device_group_[device]].converged.add(); }

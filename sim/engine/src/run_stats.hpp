@@ -63,7 +63,8 @@ class run_stats {
 
   // `device`: the index into the fleet. Errors count, and have no latency.
   void record(std::size_t device, op o, std::chrono::nanoseconds latency, bool ok);
-  void connection(std::size_t device, bool up);  // the connected gauge of its group ±1
+  // The connected gauge of its group ±1; a connection up also counts a successful connect.
+  void connection(std::size_t device, bool up);
   void connect_failed(std::size_t device);
   void desired_written(std::size_t device);
   void desired_converged(std::size_t device);

@@ -122,6 +122,9 @@ struct run_result {
   metrics::histogram lag_histogram;  // ns
   std::uint64_t rss_bytes_peak = 0;
   std::vector<timeline_point> timeline;
+  // The Prometheus endpoint, still serving the final values (the anomalies judged at the end
+  // included) for as long as this is held; null when the run had none.
+  std::shared_ptr<void> metrics_endpoint;
 };
 
 // Runs `s` to its end (or `options.duration`, or a stop). Errors: the target is not supported
