@@ -647,6 +647,9 @@ int main(int argc, char** argv) {
   row("report: run CPU per reported-patch round trip", "us", [](const repetition& r) { return r.report.cpu_per_patch_us; });
   row("report: run CPU", "% core", [](const repetition& r) { return r.report.run_cpu_pct; });
   row("report: hub CPU", "% core", [](const repetition& r) { return r.report.hub_cpu_pct; });
+  row("report: hub CPU per reported patch", "us", [](const repetition& r) {
+    return r.report.patches_per_s > 0 ? 1e4 * r.report.hub_cpu_pct / r.report.patches_per_s : 0;
+  });
   row("report: summary reported_patch count", "", [](const repetition& r) {
     return json_num(r.report.summary, {"operations", "reported_patch", "count"});
   });

@@ -112,14 +112,13 @@ async function main() {
       const wait = next - Date.now();
       if (wait > 0) await sleep(wait);
       next += period;
-      try {
-        await within(10000, 'reported update', new Promise((resolve, reject) => {
-          twin.properties.reported.update({ seq }, (err) => (err ? reject(err) : resolve()));
-        }));
-        if (measuring) inWindow++;
-      } catch (_) {
-        failed++;
-      }
+      // No timer per update (it would be charged to the SDK): the SDK's own operation timeout
+      // bounds each update, and the phase as a whole is bounded below.
+      const ok = await new Promise((resolve) => {
+        twin.properties.reported.update({ seq }, (err) => resolve(!err));
+      });
+      if (!ok) failed++;
+      else if (measuring) inWindow++;
     }
   });
   await sleep(2000);  // warm-up at the full rate
