@@ -62,6 +62,7 @@ struct device_state : detail::device_core {
   device_observer& observer;
   backends::aws_device_session session;
   asio::steady_timer wake;
+  detail::sleeper asleep{wake};  // woken by a stop
   std::vector<shadow_state> shadows;
   std::deque<command_request> commands;
   std::string command_prefix = aws_command_topic_prefix(run.session.thing_name);

@@ -45,6 +45,7 @@ struct device_state : detail::device_core {
   backends::azure_device_session session;
   backends::azure_desired_reconciler reconciler;
   asio::steady_timer wake;
+  detail::sleeper asleep{wake};  // woken by a stop
   std::deque<backends::desired_patch> inbox;
   std::deque<backends::method_request> methods;
   bool lost = false;  // the connection ended (closed handler)

@@ -1,10 +1,21 @@
 #include "runner_common.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace twinfleet::device::detail {
 
 namespace json = boost::json;
+
+namespace {
+thread_local std::unordered_set<boost::asio::steady_timer*> sleepers;
+thread_local bool stopping = false;
+}  // namespace
+
+bool stopping_on_this_thread() noexcept { return stopping; }
+
+sleeper::sleeper(boost::asio::steady_timer& wake) : wake_(&wake) { sleepers.insert(wake_); }
+sleeper::~sleeper() { sleepers.erase(wake_); }
 
 std::uint64_t next_session_serial() noexcept {
   static std::atomic<std::uint64_t> serial{0};
@@ -166,3 +177,14 @@ steady::time_point device_core::next_due(steady::time_point until) const {
 }
 
 }  // namespace twinfleet::device::detail
+
+namespace twinfleet::device {
+
+void wake_devices_on_this_thread() {
+  // Cancelling a timer only queues its handler: no device runs (or unregisters) meanwhile.
+  // Devices busy now see the flag before their next sleep.
+  detail::stopping = true;
+  for (auto* wake : detail::sleepers) wake->cancel();
+}
+
+}  // namespace twinfleet::device

@@ -23,6 +23,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -787,6 +788,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   const bool interrupted = stop->load();
   stop->store(true);
   devices_stop->store(true);
+  for (std::size_t t = 0; t < rt.threads(); ++t) asio::post(rt.context(t), [] { device::wake_devices_on_this_thread(); });
   const auto hurried = [&] { return options.hurry && options.hurry->load(); };
   const auto grace = steady::now() + std::chrono::seconds(15);
   while (finished.load() < fleet.size() && steady::now() < grace && !hurried()) {

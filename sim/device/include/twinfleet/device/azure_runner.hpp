@@ -68,6 +68,11 @@ class device_observer {
                                  std::int64_t /*hub_version*/) {}
 };
 
+// Wakes every device coroutine sleeping on this thread (call it on each device thread, e.g.
+// by posting it to each executor, after setting the devices' stop flag): devices do not poll
+// the flag more often than every 5 s, so a stop without it is seen late.
+void wake_devices_on_this_thread();
+
 struct azure_device_run {
   std::shared_ptr<const profile> device_profile;
   std::uint64_t index = 0;   // the {index} of its id
