@@ -240,6 +240,9 @@ TEST_CASE("twinfleet run: thresholds are judged, reported in junit.xml and repor
   CHECK(thresholds[1].at("ok") == false);
   CHECK(summary.at("sync").at("anomalies").at("lost_update") == 0);
   CHECK(summary.at("timeline").as_array().size() >= 2);
+  // Every device's subscriptions are timed, and AWS writes reach the things as deltas.
+  CHECK(summary.at("operations").at("subscribe").at("count").to_number<std::int64_t>() >= 30);
+  CHECK(summary.at("operations").at("delta_delivery").at("count").to_number<std::int64_t>() > 0);
 }
 
 TEST_CASE("twinfleet run --workers 2: two processes share the fleet, one merged report", "[cli][run][integration]") {

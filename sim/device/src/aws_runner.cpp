@@ -135,10 +135,17 @@ asio::awaitable<bool> subscribe_commands(std::shared_ptr<device_state> s) {
 asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnect) {
   const auto& q = s->p().quirks;
   if (!q.get_before_subscribe) {
+    const auto subscribing = steady::now();
+    bool ok = true;
     for (auto& sh : s->shadows) {
-      if (co_await s->session.async_subscribe_shadow(sh.name)) co_return false;
+      if (co_await s->session.async_subscribe_shadow(sh.name)) {
+        ok = false;
+        break;
+      }
     }
-    if (!co_await subscribe_commands(s)) co_return false;
+    if (ok) ok = co_await subscribe_commands(s);
+    s->observer.subscribed(s->id, steady::now() - subscribing, ok);
+    if (!ok) co_return false;
   }
   if (!(reconnect && q.no_reconcile_on_reconnect)) {
     for (auto& sh : s->shadows) {

@@ -109,7 +109,10 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   if (q.get_before_subscribe) {
     if (co_await s->session.async_subscribe(azure_subscription::twin_responses)) co_return false;
   } else {
-    if (co_await s->session.async_subscribe(all)) co_return false;
+    const auto subscribing = steady::now();
+    const auto refused = co_await s->session.async_subscribe(all);
+    s->observer.subscribed(s->id, steady::now() - subscribing, !refused);
+    if (refused) co_return false;
     s->reconciler.begin_sync();
   }
   const auto start = steady::now();

@@ -70,7 +70,8 @@ class convergence_tracker {
     stats_.desired_written(dev);
     auto& d = devices_[key];
     if (auto early = d.early_received.find(version); early != d.early_received.end()) {
-      stats_.record(dev, op::desired_propagation, early->second - at, true);
+      stats_.record(dev, op::desired_propagation, early->second.first - at, true);
+      if (early->second.second) stats_.record(dev, op::delta_delivery, early->second.first - at, true);
       d.early_received.erase(early);
     } else {
       d.awaiting_receipt.emplace(version, at);
@@ -81,14 +82,16 @@ class convergence_tracker {
       d.pending.push_back({version, at});
     }
   }
-  void received(const std::string& key, std::size_t dev, std::int64_t version, steady::time_point at) {
+  // `delta`: an AWS /update/delta (its propagation is also the delta delivery latency).
+  void received(const std::string& key, std::size_t dev, std::int64_t version, steady::time_point at, bool delta) {
     std::lock_guard lock(m_);
     auto& d = devices_[key];
     if (auto w = d.awaiting_receipt.find(version); w != d.awaiting_receipt.end()) {
       stats_.record(dev, op::desired_propagation, at - w->second, true);
+      if (delta) stats_.record(dev, op::delta_delivery, at - w->second, true);
       d.awaiting_receipt.erase(w);
     } else if (d.early_received.size() < 64) {
-      d.early_received.emplace(version, at);
+      d.early_received.emplace(version, std::make_pair(at, delta));
     }
   }
   void applied(const std::string& key, std::size_t dev, std::int64_t version, steady::time_point at) {
@@ -134,7 +137,7 @@ class convergence_tracker {
   struct device_writes {
     std::deque<write> pending;  // not yet acknowledged, in version order
     std::map<std::int64_t, steady::time_point> awaiting_receipt;
-    std::map<std::int64_t, steady::time_point> early_received;
+    std::map<std::int64_t, std::pair<steady::time_point, bool>> early_received;  // (when, by delta)
     std::int64_t applied_version = 0;
     steady::time_point applied_at{};
   };
@@ -168,7 +171,9 @@ class fleet_observer final : public device::device_observer {
     checker_.session_ended(device, session, steady::now());
   }
   void desired_delivered(std::string_view key, std::int64_t version, device::desired_via via) override {
-    checker_.desired_delivered(key, version, to_delivery(via), steady::now());
+    const auto now = steady::now();
+    checker_.desired_delivered(key, version, to_delivery(via), now);
+    if (const auto i = find(key)) tracker_.received(std::string(key), *i, version, now, via == device::desired_via::delta);
   }
   void desired_applied_via(std::string_view key, std::int64_t version, device::desired_via via, int) override {
     checker_.desired_applied(key, version, to_delivery(via), steady::now());
@@ -203,8 +208,8 @@ class fleet_observer final : public device::device_observer {
   void reported(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
     if (const auto i = find(device)) stats_.record(*i, op::reported_patch, latency, ok);
   }
-  void desired_received(std::string_view key, std::int64_t version) override {
-    if (const auto i = find(key)) tracker_.received(std::string(key), *i, version, steady::now());
+  void subscribed(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
+    if (const auto i = find(device)) stats_.record(*i, op::subscribe, latency, ok);
   }
   void desired_applied(std::string_view key, std::int64_t version, int) override {
     if (const auto i = find(key)) tracker_.applied(std::string(key), *i, version, steady::now());

@@ -40,6 +40,9 @@ class device_observer {
   virtual void connect_failed(std::string_view /*device*/, boost::system::error_code) {}
   virtual void disconnected(std::string_view /*device*/, boost::system::error_code) {}
   virtual void twin_read(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
+  // The connection's subscriptions granted (Azure: the $iothub topics; AWS: every shadow's and
+  // the command topics), from the first SUBSCRIBE sent to the last SUBACK.
+  virtual void subscribed(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
   virtual void reported(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
   // A desired version seen (a notification as it arrives, stale ones included, or a GET's),
   // then applied and acknowledged (called once the reported acknowledgement was accepted by
