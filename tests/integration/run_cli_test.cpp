@@ -163,6 +163,10 @@ TEST_CASE("twinfleet run: --devices, --seed and --set change the scenario before
   const auto typo = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--set", "sed=3"}, 30s);
   CHECK(typo.exit_code == 2);
   CHECK(typo.err.find("unknown key 'sed'") != std::string::npos);
+  // A bad duration flag is said once, before any worker starts, exit 2.
+  const auto slow = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--workers", "2", "--settle", "soon"}, 30s);
+  CHECK(slow.exit_code == 2);
+  CHECK(slow.err == "twinfleet run: --settle soon: expected a duration such as 0s or 10s\n");
 }
 
 TEST_CASE("twinfleet run: a second Ctrl-C stops waiting, still writes the report, exit 130", "[cli][run][integration]") {

@@ -336,7 +336,23 @@ int run_workers(const run_flags& flags, const scenario::scenario& s, std::size_t
   return code;
 }
 
+// A duration flag (empty: not given). A bad one is said, and false returned, before anything
+// starts, so that worker processes never each say it again.
+bool read_duration(const char* flag, const std::string& text, const char* example,
+                   std::optional<std::chrono::nanoseconds>& out) {
+  if (text.empty()) return true;
+  out = config::parse_duration(text);
+  if (!out) fmt::print(stderr, "twinfleet run: {} {}: expected a duration such as {}\n", flag, text, example);
+  return out.has_value();
+}
+
 int run(const run_flags& flags) {
+  std::optional<std::chrono::nanoseconds> duration, settle, metrics_linger;
+  if (!read_duration("--duration", flags.duration, "30s or 2m", duration) ||
+      !read_duration("--settle", flags.settle, "0s or 10s", settle) ||
+      !read_duration("--metrics-linger", flags.metrics_linger, "15s", metrics_linger)) {
+    return 2;
+  }
   config::diagnostics diags;
   scenario::load_options load;
   for (const auto& set : flags.sets) {
@@ -388,31 +404,8 @@ int run(const run_flags& flags) {
       return run_workers(flags, *s, workers);
     }
   }
-  if (!flags.duration.empty()) {
-    auto d = config::parse_duration(flags.duration);
-    if (!d) {
-      fmt::print(stderr, "twinfleet run: --duration {}: expected a duration such as 30s or 2m\n", flags.duration);
-      return 2;
-    }
-    options.duration = *d;
-  }
-  if (!flags.settle.empty()) {
-    auto d = config::parse_duration(flags.settle);
-    if (!d) {
-      fmt::print(stderr, "twinfleet run: --settle {}: expected a duration such as 0s or 10s\n", flags.settle);
-      return 2;
-    }
-    options.settle = *d;
-  }
-  std::chrono::nanoseconds metrics_linger{0};
-  if (!flags.metrics_linger.empty()) {
-    auto d = config::parse_duration(flags.metrics_linger);
-    if (!d) {
-      fmt::print(stderr, "twinfleet run: --metrics-linger {}: expected a duration such as 15s\n", flags.metrics_linger);
-      return 2;
-    }
-    metrics_linger = *d;
-  }
+  options.duration = duration;
+  if (settle) options.settle = *settle;
   if (flags.quiet || is_shard) options.progress_every = std::chrono::milliseconds(0);
   if (is_shard) {
     options.on_sample = [](const engine::timeline_point& p, std::uint64_t writes, std::uint64_t converged) {
@@ -470,12 +463,12 @@ int run(const run_flags& flags) {
   }
   fmt::print("{}", engine::format_summary(*result));
   const int code = finish_report(flags, *s, engine::summary_json(*result));
-  if (result->metrics_endpoint && metrics_linger.count() > 0) {
+  if (result->metrics_endpoint && metrics_linger && metrics_linger->count() > 0) {
     // A last scrape sees the final values, the anomalies judged at the end included.
-    fmt::print("  metrics: the endpoint stays up for {} (Ctrl-C ends it)\n", config::format_duration(metrics_linger));
+    fmt::print("  metrics: the endpoint stays up for {} (Ctrl-C ends it)\n", config::format_duration(*metrics_linger));
     std::fflush(stdout);
     const int seen = interrupts.load();
-    const auto until = std::chrono::steady_clock::now() + metrics_linger;
+    const auto until = std::chrono::steady_clock::now() + *metrics_linger;
     while (std::chrono::steady_clock::now() < until && interrupts.load() == seen) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
