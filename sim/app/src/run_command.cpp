@@ -164,33 +164,6 @@ std::string combined_progress(const std::vector<worker_process>& workers, std::s
                                       converged, 0.0);
 }
 
-// The console summary of a (merged) summary.json.
-std::string summary_text(const boost::json::object& summary) {
-  auto num = [](const boost::json::value* v) { return v != nullptr && v->is_number() ? v->to_number<double>() : 0.0; };
-  const auto& devices = summary.at("devices").as_object();
-  std::string out = fmt::format("\n{} (seed {}): {:.1f} s{}, {} devices planned, {} connected at the peak, {} connect failures\n",
-                                boost::json::value_to<std::string>(summary.at("scenario")), num(summary.if_contains("seed")),
-                                num(summary.if_contains("duration_s")),
-                                summary.at("interrupted").as_bool() ? " (interrupted)" : "", num(devices.if_contains("planned")),
-                                num(devices.if_contains("connected_peak")), num(devices.if_contains("connect_failures")));
-  out += fmt::format("  {:<22} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10}\n", "operation", "count", "errors", "p50 ms", "p90 ms",
-                     "p99 ms", "max ms");
-  for (const auto& [name, o] : summary.at("operations").as_object()) {
-    const auto& l = o.at("latency_ms").as_object();
-    out += fmt::format("  {:<22} {:>10} {:>8} {:>10.2f} {:>10.2f} {:>10.2f} {:>10.2f}\n", std::string(name),
-                       num(o.as_object().if_contains("count")), num(o.as_object().if_contains("errors")), num(l.if_contains("p50")),
-                       num(l.if_contains("p90")), num(l.if_contains("p99")), num(l.if_contains("max")));
-  }
-  const auto& sync = summary.at("sync").as_object();
-  double anomalies = 0;
-  if (const auto* a = sync.if_contains("anomalies"); a != nullptr && a->is_object()) {
-    for (const auto& [kind, n] : a->as_object()) anomalies += num(&n);
-  }
-  out += fmt::format("  sync: {} desired writes, {} converged (ratio {:.4f}), {} anomalies\n", num(sync.if_contains("desired_writes")),
-                     num(sync.if_contains("converged")), num(sync.if_contains("convergence_ratio")), anomalies);
-  return out;
-}
-
 int finish_report(const run_flags& flags, const scenario::scenario& s, boost::json::object summary);
 
 int run_workers(const run_flags& flags, const scenario::scenario& s, std::size_t count) {
@@ -327,7 +300,7 @@ int run_workers(const run_flags& flags, const scenario::scenario& s, std::size_t
   if (auto* engine = merged->if_contains("engine"); engine != nullptr && engine->is_object()) {
     engine->as_object()["workers"] = count;
   }
-  fmt::print("{}", summary_text(*merged));
+  fmt::print("{}", engine::format_summary(*merged));
   const int code = finish_report(flags, s, std::move(*merged));
   if (flags.report.empty()) {
     std::error_code ec;
@@ -461,8 +434,9 @@ int run(const run_flags& flags) {
     }
     return hurry_flag()->load() ? 130 : 0;
   }
-  fmt::print("{}", engine::format_summary(*result));
-  const int code = finish_report(flags, *s, engine::summary_json(*result));
+  auto summary = engine::summary_json(*result);
+  fmt::print("{}", engine::format_summary(summary));
+  const int code = finish_report(flags, *s, std::move(summary));
   if (result->metrics_endpoint && metrics_linger && metrics_linger->count() > 0) {
     // A last scrape sees the final values, the anomalies judged at the end included.
     fmt::print("  metrics: the endpoint stays up for {} (Ctrl-C ends it)\n", config::format_duration(*metrics_linger));

@@ -885,56 +885,71 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   return r;
 }
 
-std::string format_summary(const run_result& r) {
+std::string format_summary(const json::object& summary) {
+  // Tolerant reads: a merged summary of worker processes has the same fields, and a field
+  // missing from an older one prints as 0.
+  auto at = [](const json::object& o, std::string_view key) -> const json::value* { return o.if_contains(key); };
+  auto obj = [&](const json::object& o, std::string_view key) -> const json::object& {
+    static const json::object none;
+    const auto* v = at(o, key);
+    return v != nullptr && v->is_object() ? v->as_object() : none;
+  };
+  auto num = [&](const json::object& o, std::string_view key) {
+    const auto* v = at(o, key);
+    return v != nullptr && v->is_number() ? v->to_number<double>() : 0.0;
+  };
+  auto count = [&](const json::object& o, std::string_view key) { return static_cast<unsigned long long>(num(o, key)); };
+  auto text = [&](const json::object& o, std::string_view key) {
+    const auto* v = at(o, key);
+    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  const auto* interrupted = at(summary, "interrupted");
+  const auto& devices = obj(summary, "devices");
   std::string out;
   char line[256];
   std::snprintf(line, sizeof line, "\n%s (seed %llu): %.1f s%s, %llu devices planned, %llu connected at the peak, %llu connect failures\n",
-                r.scenario.c_str(), static_cast<unsigned long long>(r.seed), r.duration_s, r.interrupted ? " (interrupted)" : "",
-                static_cast<unsigned long long>(r.devices_planned), static_cast<unsigned long long>(r.devices_connected_peak),
-                static_cast<unsigned long long>(r.connect_failures));
+                text(summary, "scenario").c_str(), count(summary, "seed"), num(summary, "duration_s"),
+                interrupted != nullptr && interrupted->is_bool() && interrupted->as_bool() ? " (interrupted)" : "",
+                count(devices, "planned"), count(devices, "connected_peak"), count(devices, "connect_failures"));
   out += line;
   std::snprintf(line, sizeof line, "  %-22s %10s %8s %10s %10s %10s %10s\n", "operation", "count", "errors", "p50 ms", "p90 ms",
                 "p99 ms", "max ms");
   out += line;
-  for (const auto& [name, o] : r.operations) {
-    std::snprintf(line, sizeof line, "  %-22s %10llu %8llu %10.2f %10.2f %10.2f %10.2f\n", name.c_str(),
-                  static_cast<unsigned long long>(o.count), static_cast<unsigned long long>(o.errors), o.p50_ms, o.p90_ms,
-                  o.p99_ms, o.max_ms);
+  for (const auto& [name, o] : obj(summary, "operations")) {
+    if (!o.is_object()) continue;
+    const auto& l = obj(o.as_object(), "latency_ms");
+    std::snprintf(line, sizeof line, "  %-22s %10llu %8llu %10.2f %10.2f %10.2f %10.2f\n", std::string(name).c_str(),
+                  count(o.as_object(), "count"), count(o.as_object(), "errors"), num(l, "p50"), num(l, "p90"), num(l, "p99"),
+                  num(l, "max"));
     out += line;
   }
+  const auto& sync = obj(summary, "sync");
   std::snprintf(line, sizeof line,
                 "  sync: %llu desired writes, %llu converged (ratio %.4f), %llu stale notifications dropped by devices\n",
-                static_cast<unsigned long long>(r.desired_writes), static_cast<unsigned long long>(r.converged),
-                r.convergence_ratio, static_cast<unsigned long long>(r.stale_notifications_dropped));
+                count(sync, "desired_writes"), count(sync, "converged"), num(sync, "convergence_ratio"),
+                count(obj(sync, "observed"), "stale_notifications_dropped"));
   out += line;
-  std::snprintf(line, sizeof line, "  converged within %.0f s: %llu; anomalies: %llu", r.deadline_s,
-                static_cast<unsigned long long>(r.converged_within_deadline), static_cast<unsigned long long>(r.anomalies));
-  out += line;
-  if (const auto* kinds = r.sync.if_contains("anomalies"); kinds != nullptr && kinds->is_object()) {
-    std::string found;
-    for (const auto& [kind, n] : kinds->as_object()) {
-      if (n.is_number() && n.to_number<double>() > 0) found += (found.empty() ? "" : ", ") + std::string(kind) + " " + json::serialize(n);
-    }
-    if (!found.empty()) out += " (" + found + ")";
+  unsigned long long anomalies = 0;
+  std::string found;
+  for (const auto& [kind, n] : obj(sync, "anomalies")) {
+    if (!n.is_number() || n.to_number<double>() <= 0) continue;
+    anomalies += static_cast<unsigned long long>(n.to_number<double>());
+    found += (found.empty() ? "" : ", ") + std::string(kind) + " " + json::serialize(n);
   }
+  std::snprintf(line, sizeof line, "  converged within %.0f s: %llu; anomalies: %llu", num(sync, "deadline_s"),
+                count(sync, "converged_within_deadline"), anomalies);
+  out += line;
+  if (!found.empty()) out += " (" + found + ")";
   out += '\n';
-  if (const auto* examples = r.sync.if_contains("examples"); examples != nullptr && examples->is_object()) {
-    for (const auto& [kind, list] : examples->as_object()) {
-      if (!list.is_array() || list.as_array().empty()) continue;
-      const auto& first = list.as_array().front();
-      if (!first.is_object()) continue;
-      const auto* device = first.as_object().if_contains("device");
-      const auto* detail = first.as_object().if_contains("detail");
-      out += "    e.g. " + std::string(kind) + ": " + (device != nullptr && device->is_string() ? std::string(device->as_string()) : "") +
-             ": " + (detail != nullptr && detail->is_string() ? std::string(detail->as_string()) : "") + "\n";
-    }
+  for (const auto& [kind, list] : obj(sync, "examples")) {
+    if (!list.is_array() || list.as_array().empty() || !list.as_array().front().is_object()) continue;
+    const auto& first = list.as_array().front().as_object();
+    out += "    e.g. " + std::string(kind) + ": " + text(first, "device") + ": " + text(first, "detail") + "\n";
   }
-  const auto lag_ms = [&](double q) {
-    return r.lag_histogram.empty() ? 0.0 : static_cast<double>(r.lag_histogram.value_at_quantile(q)) / 1e6;
-  };
-  std::snprintf(line, sizeof line, "  engine: %zu threads, lag p50 %.2f ms p99 %.2f ms max %.2f ms, peak RSS %.1f MB\n",
-                r.threads, lag_ms(0.5), lag_ms(0.99), static_cast<double>(r.lag_histogram.max_ns()) / 1e6,
-                static_cast<double>(r.rss_bytes_peak) / 1e6);
+  const auto& engine = obj(summary, "engine");
+  const auto& lag = obj(engine, "lag_ms");
+  std::snprintf(line, sizeof line, "  engine: %llu threads, lag p50 %.2f ms p99 %.2f ms max %.2f ms, peak RSS %.1f MB\n",
+                count(engine, "threads"), num(lag, "p50"), num(lag, "p99"), num(lag, "max"), num(engine, "rss_bytes_peak") / 1e6);
   out += line;
   return out;
 }

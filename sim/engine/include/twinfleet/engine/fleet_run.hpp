@@ -138,8 +138,9 @@ struct run_result {
                                                double seconds, std::uint64_t writes, std::uint64_t converged,
                                                double lag_p99_ms);
 
-// The end-of-run summary for the console: a table of operations, the sync line, the lag.
-[[nodiscard]] std::string format_summary(const run_result& r);
+// The end-of-run summary for the console, from summary.json (summary_json(), or the merge of
+// worker processes' summaries): a table of operations, the sync checker's verdict, the engine.
+[[nodiscard]] std::string format_summary(const boost::json::object& summary);
 
 // summary.json, schema 1 (docs/REPORTS.md): schema, scenario, seed, target, started_at,
 // duration_s, interrupted, devices{planned, connected_peak, connect_failures, by_group[]},
