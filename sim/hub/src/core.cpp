@@ -241,6 +241,7 @@ std::string hub_core::metrics_text() const {
   op_family("faults_total", "all", "connection", "forced_disconnect", c.faults_forced_disconnects);
   op_family("faults_total", "azure", "reported_patch", "reordered", c.faults_azure_reported_reordered);
   op_family("faults_total", "aws", "shadow_update", "reordered", c.faults_aws_reported_reordered);
+  op_family("faults_total", "all", "connection", "takeover_delayed", c.faults_takeovers_delayed);
   family("throttled_total", "counter", "Requests throttling queued or refused, by backend, operation and outcome.");
   family("throttle_queue_depth", "gauge", "Requests waiting for a throttle token now.");
   for (std::size_t i = 0; i < throttle_class_count; ++i) {

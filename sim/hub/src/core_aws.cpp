@@ -158,12 +158,13 @@ mqtt::connect_return_code aws_connect(hub_core::state& st, link& device, const m
   }
   if (!authenticated) return rc::not_authorized;
 
-  // A new connection with a client id in use takes over (B9).
+  // A new connection with a client id in use takes over (B9), at once unless the
+  // takeover_grace fault keeps the old one served a while (it keeps its subscriptions).
   if (auto it = st.aws_clients.find(connect.client_id); it != st.aws_clients.end() && it->second != &device) {
     ++st.counters.connections_taken_over;
     link* old = it->second;
     st.aws_clients.erase(it);
-    old->close();
+    st.close_taken_over(*old, now);
   }
   auto& cs = st.connections[&device];
   cs = connection_state{};

@@ -140,12 +140,13 @@ mqtt::connect_return_code azure_connect(hub_core::state& st, link& device, const
     return rc::not_authorized;
   }
 
-  // One connection per device: the new one wins (400027, A4).
+  // One connection per device: the new one wins (400027, A4; C1.8), at once unless the
+  // takeover_grace fault keeps the old one served a while.
   if (d->connection != nullptr && d->connection != &device) {
     ++st.counters.connections_taken_over;
     link* old = d->connection;
     d->connection = nullptr;
-    old->close();
+    st.close_taken_over(*old, now);
   }
   auto& cs = st.connections[&device];
   cs = connection_state{};

@@ -6,7 +6,8 @@
 // messages wait in `delayed` and leave from on_timer; a connection that is gone by then (its
 // serial no longer matches) gets nothing. The dialects ask for the two faults that change what
 // they do: the accepted/delta swap and skipped desired versions. Reported writes a device sends
-// may be held back (held_requests, reported_reorder) before they go on to the throttle.
+// may be held back (held_requests, reported_reorder) before they go on to the throttle. A
+// connection taken over may stay served for takeover_grace (taken_over) before it is closed.
 //
 // Throttling is a token bucket per throttle_class (and per thing for AWS shadows) with a FIFO of
 // requests waiting for tokens; a full FIFO refuses. Device publishes pass through it in
@@ -179,6 +180,22 @@ void hub_core::set_faults(fault_settings faults, time_point now) {
 }
 
 const fault_settings& hub_core::faults() const noexcept { return state_->settings.faults; }
+
+void hub_core::state::close_taken_over(link& old, time_point now) {
+  const auto grace = settings.faults.takeover_grace;
+  auto cs = connections.find(&old);
+  if (grace.count() <= 0 || cs == connections.end()) {
+    old.close();
+    return;
+  }
+  // Fault (C1.8): the replaced connection lives on for the grace, as on a hub whose gateways
+  // learn of the new connection late; what it sends meanwhile is served, so its reported
+  // writes can land after the new connection's. Closed when due, if it is still the same one.
+  ++counters.faults_takeovers_delayed;
+  const auto due = std::max(clock, now) + duration_cast<time_point::duration>(grace);
+  taken_over.emplace(due, std::pair{&old, cs->second.serial});
+  wake(due);
+}
 
 // A back end's observer connection (its certificate CN is an admin name), not a device.
 bool is_backend_observer(const hub_core::state& st, const link& connection, const connection_state& cs) {
@@ -452,6 +469,7 @@ std::optional<time_point> faults_deadline(const hub_core::state& st) {
   if (!st.delayed.empty()) consider(st.delayed.begin()->first);
   if (!st.throttle_due.empty()) consider(st.throttle_due.begin()->first);
   if (!st.held_requests.empty()) consider(st.held_requests.begin()->first);
+  if (!st.taken_over.empty()) consider(st.taken_over.begin()->first);
   const auto& schedule = st.settings.faults.disconnect_schedule;
   if (st.next_scheduled_disconnect < schedule.size()) {
     consider(st.faults_since + schedule[st.next_scheduled_disconnect].at);
@@ -470,6 +488,12 @@ void faults_on_timer(hub_core::state& st, time_point now) {
   while (!st.held_requests.empty() && st.held_requests.begin()->first <= now) {
     auto node = st.held_requests.extract(st.held_requests.begin());
     node.mapped()(now);
+  }
+  while (!st.taken_over.empty() && st.taken_over.begin()->first <= now) {
+    const auto [connection, serial] = st.taken_over.begin()->second;
+    st.taken_over.erase(st.taken_over.begin());
+    auto cs = st.connections.find(connection);
+    if (cs != st.connections.end() && cs->second.serial == serial) connection->close();
   }
   while (!st.throttle_due.empty() && st.throttle_due.begin()->first <= now) {
     auto node = st.throttle_due.extract(st.throttle_due.begin());

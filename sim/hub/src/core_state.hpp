@@ -144,6 +144,9 @@ struct hub_core::state {
   std::multimap<time_point, std::pair<throttle_class, std::string>> throttle_due;
   // Fault: device reported writes held back (reported_reorder), each served when due.
   std::multimap<time_point, std::function<void(time_point)>> held_requests;
+  // Fault: connections taken over but still served (takeover_grace), with their serial, each
+  // closed when due if it still stands.
+  std::multimap<time_point, std::pair<link*, std::uint64_t>> taken_over;
   std::array<std::size_t, throttle_class_count> queue_depth{};
   std::function<void(time_point)> wakeup;
 
@@ -156,6 +159,9 @@ struct hub_core::state {
   [[nodiscard]] std::int64_t desired_versions_to_skip();
   // Throttling of connects: false (and counted) when the bucket has no token now; no queue.
   [[nodiscard]] bool admit_connect(throttle_class c, std::string_view key, time_point now);
+  // A connection another one took over (C1.8): closed at once, or with the takeover_grace
+  // fault after that grace, served meanwhile. The caller has already moved the identity on.
+  void close_taken_over(link& old, time_point now);
   void throttle_admit(throttle_class c, std::string_view key, double cost, time_point now,
                       std::function<void(time_point)> run, std::function<void()> reject);
   // Every entry point with a `now` calls this first: the clock faults schedule from.

@@ -137,7 +137,7 @@ outbound_kind classify_outbound(std::string_view topic) noexcept {
 bool fault_settings::any() const noexcept {
   return !delivery.empty() || aws_swap_accepted_delta > 0 || azure_skip_desired_versions > 0 ||
          subscription_activation_delay.count() > 0 || disconnects_per_second > 0 || !disconnect_schedule.empty() ||
-         reported_reorder > 0;
+         reported_reorder > 0 || takeover_grace.count() > 0;
 }
 
 bool throttle_settings::any() const noexcept {
@@ -205,6 +205,7 @@ json::object to_json(const fault_settings& f) {
   out["subscription_activation_delay_ms"] = ms_of(f.subscription_activation_delay);
   out["reported_reorder"] = f.reported_reorder;
   out["reported_reorder_hold_ms"] = ms_of(f.reported_reorder_hold);
+  out["takeover_grace_ms"] = ms_of(f.takeover_grace);
   out["disconnects_per_second"] = f.disconnects_per_second;
   json::array schedule;
   for (const auto& e : f.disconnect_schedule) {
@@ -263,6 +264,7 @@ twin::result<fault_settings> fault_settings_from_json(const json::value& v) {
   if (auto e = r.millis("subscription_activation_delay_ms", f.subscription_activation_delay); !e) return e.error();
   if (auto e = r.number("reported_reorder", f.reported_reorder, 0, 1); !e) return e.error();
   if (auto e = r.millis("reported_reorder_hold_ms", f.reported_reorder_hold); !e) return e.error();
+  if (auto e = r.millis("takeover_grace_ms", f.takeover_grace); !e) return e.error();
   if (auto e = r.number("disconnects_per_second", f.disconnects_per_second, 0, 1e6); !e) return e.error();
   if (const auto* schedule = r.get("disconnect_schedule")) {
     if (!schedule->is_array()) return bad("disconnect_schedule", "must be an array of {at_ms, fraction, backend}");

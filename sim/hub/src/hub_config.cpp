@@ -61,6 +61,9 @@ fault_settings read_faults(const config::node& n) {
   if (auto v = m.get("reported_reorder_hold").as_duration(config::duration::zero(), max_delay)) {
     f.reported_reorder_hold = duration_cast<milliseconds>(*v);
   }
+  if (auto v = m.get("takeover_grace").as_duration(config::duration::zero(), max_delay)) {
+    f.takeover_grace = duration_cast<milliseconds>(*v);
+  }
   if (auto v = m.get("disconnects").as_rate(0, 1e6)) f.disconnects_per_second = *v;
   for (const auto& item : m.get("disconnect_schedule").items()) {
     auto r = item.map();

@@ -356,6 +356,96 @@ TEST_CASE("faults: reported_reorder holds reported writes back so that later one
   CHECK(core.counters().faults_aws_reported_reordered == 1);
 }
 
+TEST_CASE("faults: takeover_grace keeps a replaced connection served for a while, then closes it (C1.8)",
+          "[hub][faults]") {
+  const auto f = faults_from(R"({"takeover_grace_ms":500})");
+  CHECK(f.takeover_grace == 500ms);
+  CHECK(f.any());
+  CHECK(hub::to_json(*hub::fault_settings_from_json(hub::to_json(f))) == hub::to_json(f));
+  CHECK(hub::fault_settings_from_json(jv(R"({"takeover_grace_ms":-1})")).error().message ==
+        "takeover_grace_ms: must lie in [0, 86400000]");
+  CHECK(faults_from("{}").takeover_grace == 0ms);  // off by default
+
+  auto settings = open_settings();
+  settings.faults = f;
+  hub_core core(settings);
+  const auto d = azure(core, "dev1");
+  fake_link first;
+  fake_link second;
+  azure_up(core, first, d, 0);
+  azure_up(core, second, d, 1);  // the same device id again: takes the first over
+  CHECK_FALSE(first.closed);
+  CHECK(core.counters().connections_taken_over == 1);
+  CHECK(core.counters().faults_takeovers_delayed == 1);
+  // The reported $version a PATCH was answered with.
+  auto patch = [&](fake_link& link, int rid, int n, double t) {
+    core.on_publish(link, pub("$iothub/twin/PATCH/properties/reported/?$rid=" + std::to_string(rid),
+                              R"({"n":)" + std::to_string(n) + "}"),
+                    at(t));
+    const auto sent = link.take();
+    REQUIRE(sent.size() == 1);
+    REQUIRE(sent[0].topic.starts_with("$iothub/twin/res/204/?$rid=" + std::to_string(rid)));
+    return version_of(sent[0]);
+  };
+  // The new connection writes first; the replaced one, still served, writes after it and wins:
+  // the race the grace exposes (reported_overwrite).
+  const auto newer = patch(second, 1, 2, 1.05);
+  const auto older = patch(first, 7, 1, 1.1);
+  CHECK(older > newer);
+  CHECK(core.azure_get_twin("dev1")->at("properties").at("reported").at("n") == 1);
+  // Desired notifications go to the new connection only.
+  write_desired(core, "dev1", R"({"on":true})", 1.2);
+  CHECK(first.take().empty());
+  CHECK(second.take().size() == 1);
+  run_until(core, 1.49);
+  CHECK_FALSE(first.closed);
+  run_until(core, 1.5);
+  CHECK(first.closed);
+  CHECK_FALSE(second.closed);
+  // Its late disconnect leaves the device connected (the second connection stands).
+  core.on_disconnect(first, at(1.51));
+  CHECK(core.azure_get_twin("dev1")->at("connectionState") == "Connected");
+
+  // A replaced connection that ended by itself is not closed again, even when its link comes
+  // back as another connection before the grace is over.
+  first.closed = false;
+  azure_up(core, first, d, 2);  // takes the second over
+  CHECK_FALSE(second.closed);
+  core.on_disconnect(second, at(2.1));
+  azure_up(core, second, azure(core, "dev2"), 2.2);
+  run_until(core, 3);
+  CHECK_FALSE(second.closed);
+  CHECK_FALSE(first.closed);
+
+  // AWS: a client id taken over keeps its subscriptions and is answered until the grace ends.
+  fake_link lamp_old;
+  fake_link lamp_new;
+  aws_up(core, lamp_old, "lamp-1", "lamp-1", 4);
+  aws_up(core, lamp_new, "lamp-1", "lamp-1", 4.1);
+  CHECK_FALSE(lamp_old.closed);
+  core.on_publish(lamp_old, pub("$aws/things/lamp-1/shadow/update", R"({"state":{"reported":{"on":true}}})"), at(4.2));
+  const auto accepted_old = lamp_old.take();
+  REQUIRE(!accepted_old.empty());
+  CHECK(accepted_old[0].topic == "$aws/things/lamp-1/shadow/update/accepted");
+  CHECK(!lamp_new.take().empty());  // the new connection subscribed to the same topics
+  run_until(core, 4.59);
+  CHECK_FALSE(lamp_old.closed);
+  run_until(core, 4.6);
+  CHECK(lamp_old.closed);
+  CHECK(core.counters().faults_takeovers_delayed == 3);
+  CHECK(core.force_disconnect("lamp-1"));  // the client id is the new connection's
+  CHECK(lamp_new.closed);
+
+  // Without the fault the replaced connection is closed at once, as before.
+  hub_core plain(open_settings());
+  fake_link a;
+  fake_link b;
+  azure_up(plain, a, azure(plain, "dev1"), 0);
+  azure_up(plain, b, azure(plain, "dev1"), 1);
+  CHECK(a.closed);
+  CHECK(plain.counters().faults_takeovers_delayed == 0);
+}
+
 TEST_CASE("faults: AWS accepted/delta swap publishes the delta of a version first", "[hub][faults]") {
   auto settings = open_settings();
   hub_core core(settings);

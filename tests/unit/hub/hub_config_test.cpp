@@ -46,6 +46,7 @@ faults:
   subscription_activation_delay: 200ms
   reported_reorder: 5%
   reported_reorder_hold: 300ms
+  takeover_grace: 250ms
   disconnects: 30/m
   disconnect_schedule:
     - {at: 1m, fraction: 10%, backend: aws}
@@ -81,6 +82,7 @@ throttle:
   CHECK(f.subscription_activation_delay == 200ms);
   CHECK(f.reported_reorder == Approx(0.05));
   CHECK(f.reported_reorder_hold == 300ms);
+  CHECK(f.takeover_grace == 250ms);
   CHECK(f.disconnects_per_second == Approx(0.5));
   REQUIRE(f.disconnect_schedule.size() == 2);
   CHECK(f.disconnect_schedule[0].at == 30s);  // in time order

@@ -98,6 +98,7 @@ struct hub_counters {
   std::uint64_t faults_forced_disconnects = 0;
   std::uint64_t faults_azure_reported_reordered = 0;  // reported PATCHes held back
   std::uint64_t faults_aws_reported_reordered = 0;    // shadow /update requests held back
+  std::uint64_t faults_takeovers_delayed = 0;         // replaced connections kept for takeover_grace
 
   // Throttling, by throttle_class: requests that waited in a queue, and those refused (429 or
   // CONNACK 3) because the queue was full.

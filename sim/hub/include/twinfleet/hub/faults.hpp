@@ -76,6 +76,12 @@ struct fault_settings {
   // request is served only if its connection still stands.
   double reported_reorder = 0;
   std::chrono::milliseconds reported_reorder_hold{50};
+  // Connection takeover (C1.8; an emulator knob, [X]): when a new connection takes a device id
+  // (Azure) or client id (AWS) over, the replaced one is closed only this long after, and is
+  // served meanwhile (its reported writes are applied, its requests answered; Azure desired
+  // notifications and methods go to the new connection): a hub whose gateways learn of the
+  // new connection late. 0 (the default): the replaced connection is closed at once.
+  std::chrono::milliseconds takeover_grace{0};
   // Forced disconnects: a Poisson rate over all device connections, and a schedule.
   double disconnects_per_second = 0;
   std::vector<disconnect_event> disconnect_schedule;
