@@ -1,23 +1,35 @@
-// The AWS shadow-documents observer: one net::client_connection with the back end's client
-// certificate, two wildcard subscriptions, and a parser for B3.5 documents.
+// The AWS shadow-documents observer: one Paho MQTT C++ connection with the back end's client
+// certificate, two wildcard subscriptions, and a parser for B3.5 documents. Paho's headers are
+// confined to this file.
+//
+// How Paho's threads meet the executor:
+// - messages: parsed on Paho's thread (the costly part), then posted to the executor, where
+//   the counters change and the handler runs;
+// - connect, subscribe, disconnect: Paho action listeners complete a concurrent channel that
+//   the awaiting coroutine receives on (a timer on the executor bounds the wait);
+// - connection lost: posted to the executor, where the closed handler runs.
+// Posted work holds the state weakly: after the handle is gone, nothing runs.
 #include <twinfleet/backends/service_aws_observer.hpp>
 
 #include <twinfleet/auth/tls.hpp>
-#include <twinfleet/net/client.hpp>
+#include <twinfleet/net/error.hpp>
+
+#include <mqtt/async_client.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 
-#include <array>
+#include <mutex>
 
 namespace twinfleet::backends {
 
 namespace asio = boost::asio;
 namespace json = boost::json;
+namespace paho = ::mqtt;
 
 namespace {
 
@@ -43,32 +55,116 @@ bool read_side(const json::object& doc, std::string_view key, std::int64_t& vers
   return true;
 }
 
+// What one Paho operation ended with, as its action listener saw it (on Paho's thread).
+struct outcome {
+  bool ok = false;
+  bool timed_out = false;  // set by our timer, not by Paho
+  int rc = 0;              // Paho's return code on failure (for a refused CONNECT: the CONNACK code)
+  std::vector<int> granted;  // SUBACK return codes (QoS, or 0x80)
+};
+
+using outcome_channel = asio::experimental::concurrent_channel<void(boost::system::error_code, outcome)>;
+
+// One operation's listener: Paho keeps a raw pointer to it, so the observer keeps every one
+// it made until the Paho client is gone (a few per start and stop). try_send is thread-safe;
+// the channel holds one value, so an answer that comes before the coroutine waits is kept.
+class op_listener final : public paho::iaction_listener {
+ public:
+  op_listener(asio::any_io_executor ex, bool subscribe) : channel(std::make_shared<outcome_channel>(ex, 1)), subscribe_(subscribe) {}
+  std::shared_ptr<outcome_channel> channel;
+
+ private:
+  void on_success(const paho::token& tok) override {
+    outcome o;
+    o.ok = true;
+    if (subscribe_) {
+      const auto response = tok.get_subscribe_response();  // a value: iterate a local, not a temporary's member
+      for (const auto code : response.get_reason_codes()) o.granted.push_back(static_cast<int>(code));
+    }
+    channel->try_send(boost::system::error_code{}, std::move(o));
+  }
+  void on_failure(const paho::token& tok) override {
+    outcome o;
+    o.rc = tok.get_return_code();
+    channel->try_send(boost::system::error_code{}, std::move(o));
+  }
+  bool subscribe_;
+};
+
+// The message as the executor receives it.
+enum class message_kind { document, malformed, other };
+
 }  // namespace
 
 struct aws_shadow_observer::impl {
-  impl(asio::any_io_executor ex, aws_shadow_observer_options o)
-      : executor(ex), options(std::move(o)), connection(executor) {}
+  impl(asio::any_io_executor ex, aws_shadow_observer_options o) : executor(std::move(ex)), options(std::move(o)) {}
+  ~impl() {
+    if (client) {
+      // No callback may reach this object once it is gone; then Paho closes the socket.
+      client->disable_callbacks();
+      client.reset();
+    }
+  }
 
   asio::any_io_executor executor;
   aws_shadow_observer_options options;
-  std::unique_ptr<asio::ssl::context> tls;
-  net::client_connection connection;
   document_handler handler;
+  closed_handler on_closed;
   aws_shadow_observer_stats stats;
+  std::string last_error;
+  // Declared before the client: Paho refers to them until the client is destroyed.
+  std::vector<std::unique_ptr<op_listener>> listeners;
+  std::unique_ptr<paho::async_client> client;
+  paho::connect_options connect_options;
 
-  void on_message(const mqtt::publish_packet& p) {
-    const bool documents_topic = p.topic.starts_with("$aws/things/") && p.topic.ends_with("/update/documents");
-    if (!documents_topic) {
-      ++stats.other;
-      return;
-    }
-    auto event = parse_document(p.topic, p.payload);
-    if (!event) {
-      ++stats.malformed;
-      return;
+  void on_message(message_kind kind, const std::optional<shadow_document_event>& event) {
+    switch (kind) {
+      case message_kind::other: ++stats.other; return;
+      case message_kind::malformed: ++stats.malformed; return;
+      case message_kind::document: break;
     }
     ++stats.documents;
     if (handler) handler(*event);
+  }
+
+  // Starts `launch` (a Paho call given the listener) and waits for its listener, at most `limit`.
+  asio::awaitable<outcome> run(bool subscribe, std::chrono::milliseconds limit,
+                               const std::function<void(paho::iaction_listener&)>& launch) {
+    auto& listener = *listeners.emplace_back(std::make_unique<op_listener>(executor, subscribe));
+    const auto channel = listener.channel;
+    try {
+      launch(listener);
+    } catch (const paho::exception& e) {
+      outcome failed;
+      failed.rc = e.get_return_code();
+      last_error = e.what();
+      co_return failed;
+    }
+    asio::steady_timer timer(executor, limit);
+    timer.async_wait([channel](boost::system::error_code ec) {
+      if (ec) return;  // the answer came first
+      outcome late;
+      late.timed_out = true;
+      channel->try_send(boost::system::error_code{}, std::move(late));
+    });
+    auto [ec, got] = co_await channel->async_receive(asio::as_tuple(asio::use_awaitable));
+    timer.cancel();
+    if (ec) {
+      outcome failed;
+      failed.timed_out = true;
+      co_return failed;
+    }
+    co_return got;
+  }
+
+  // The connection is not wanted (a failed start): closed at once, without waiting.
+  void drop() {
+    if (client && client->is_connected()) {
+      try {
+        client->disconnect(0);
+      } catch (const paho::exception&) {
+      }
+    }
   }
 };
 
@@ -102,13 +198,28 @@ std::optional<shadow_document_event> aws_shadow_observer::parse_document(std::st
     e.client_token = std::string(t->get_string());
   }
   e.received_at = std::chrono::system_clock::now();
+  e.received_steady = std::chrono::steady_clock::now();
   return e;
 }
 
 boost::system::result<std::unique_ptr<aws_shadow_observer>> aws_shadow_observer::create(
     asio::any_io_executor executor, const aws_shadow_observer_options& options) {
   auto state = std::make_shared<impl>(std::move(executor), options);
+  const std::string dial = options.connect_host.empty() ? options.host : options.connect_host;
+  // Paho's URI takes an IPv6 literal in brackets.
+  const std::string host = dial.find(':') != std::string::npos && !dial.starts_with('[') ? "[" + dial + "]" : dial;
+  const std::string uri = std::string(options.use_tls ? "ssl://" : "tcp://") + host + ":" + std::to_string(options.port);
+
+  auto& co = state->connect_options;
+  co.set_clean_session(true);
+  co.set_keep_alive_interval(std::chrono::seconds(options.keep_alive));
+  co.set_connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(options.connect_timeout + std::chrono::milliseconds(999)));
+  co.set_automatic_reconnect(false);
+  co.set_mqtt_version(MQTTVERSION_3_1_1);
   if (options.use_tls) {
+    // The files are loaded once by OpenSSL here, so a missing or unreadable one, or a key that
+    // does not match its certificate, is an error of create() as it always was, not a vague
+    // connect failure later. Paho then loads them again for its own context.
     auth::tls_client_config tc;
     tc.ca_file = options.ca_file;
     tc.certificate_chain_file = options.certificate_file;
@@ -116,77 +227,115 @@ boost::system::result<std::unique_ptr<aws_shadow_observer>> aws_shadow_observer:
     tc.alpn_protocols = options.alpn;
     auto ctx = auth::make_tls_client_context(tc);
     if (!ctx) return ctx.error();
-    state->tls = std::make_unique<asio::ssl::context>(std::move(*ctx));
+    paho::ssl_options ssl;
+    if (!options.ca_file.empty()) ssl.set_trust_store(options.ca_file.string());  // else the system's
+    if (!options.certificate_file.empty()) ssl.set_key_store(options.certificate_file.string());
+    if (!options.private_key_file.empty()) ssl.set_private_key(options.private_key_file.string());
+    ssl.set_enable_server_cert_auth(true);
+    ssl.set_verify(true);  // the certificate must name the host dialled
+    if (!options.alpn.empty()) ssl.set_alpn_protos(options.alpn);
+    co.set_ssl(std::move(ssl));
   }
-  auto* raw = state.get();
-  state->connection.set_message_handler([raw](const mqtt::publish_packet& p) { raw->on_message(p); });
+  try {
+    state->client = std::make_unique<paho::async_client>(uri, options.client_id, paho::create_options(MQTTVERSION_3_1_1),
+                                                         static_cast<paho::iclient_persistence*>(nullptr));
+  } catch (const paho::exception& e) {
+    state->last_error = e.what();
+    return make_error_code(boost::system::errc::invalid_argument);
+  }
+
+  // Paho's threads: work is posted, the state held weakly.
+  const std::weak_ptr<impl> weak = state;
+  const auto ex = state->executor;
+  state->client->set_message_callback([weak, ex](paho::const_message_ptr msg) {
+    const auto& topic = msg->get_topic();
+    const bool documents_topic = topic.starts_with("$aws/things/") && topic.ends_with("/update/documents");
+    std::optional<shadow_document_event> event;
+    auto kind = message_kind::other;
+    if (documents_topic) {
+      event = parse_document(topic, msg->get_payload_str());
+      kind = event ? message_kind::document : message_kind::malformed;
+    }
+    asio::post(ex, [weak, kind, event = std::move(event)] {
+      if (auto s = weak.lock()) s->on_message(kind, event);
+    });
+  });
+  state->client->set_connection_lost_handler([weak, ex](const std::string&) {
+    asio::post(ex, [weak] {
+      auto s = weak.lock();
+      if (!s || !s->on_closed) return;
+      auto handler = s->on_closed;  // it may replace itself
+      handler(net::make_error_code(net::net_errc::connection_lost));
+    });
+  });
   return std::unique_ptr<aws_shadow_observer>(new aws_shadow_observer(std::move(state)));
 }
 
 aws_shadow_observer::aws_shadow_observer(std::shared_ptr<impl> state) : impl_(std::move(state)) {}
-aws_shadow_observer::~aws_shadow_observer() {
-  if (impl_) impl_->connection.abort();  // a start still running ends with an error
-}
+aws_shadow_observer::~aws_shadow_observer() = default;  // impl's destructor aborts the connection
 
 void aws_shadow_observer::set_handler(document_handler handler) { impl_->handler = std::move(handler); }
-void aws_shadow_observer::set_closed_handler(closed_handler handler) {
-  impl_->connection.set_closed_handler(std::move(handler));
-}
+void aws_shadow_observer::set_closed_handler(closed_handler handler) { impl_->on_closed = std::move(handler); }
 
 asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
-  const auto self = impl_;  // the client may be destroyed while this runs
-  using namespace asio::experimental::awaitable_operators;
+  const auto self = impl_;  // the handle may be destroyed while this runs
   auto& m = *self;
-  net::client_transport transport;
-  transport.kind = m.options.use_tls ? net::transport_kind::tls : net::transport_kind::tcp;
-  transport.tls = m.tls.get();
-  transport.server_name = m.options.host;
-  transport.alpn = m.options.alpn;
-  mqtt::connect_packet hello;
-  hello.clean_session = true;
-  hello.keep_alive = m.options.keep_alive;
-  hello.client_id = m.options.client_id;
-  const std::string_view dial = m.options.connect_host.empty() ? m.options.host : m.options.connect_host;
-  const auto connected = co_await m.connection.async_connect(dial, m.options.port, transport, hello, m.options.connect_timeout);
-  if (connected) co_return connected;
+  using boost::system::errc::make_error_code;
+  namespace errc = boost::system::errc;
+  m.last_error.clear();
+  if (m.client->is_connected()) m.drop();  // a start again: afresh
 
-  std::array<mqtt::subscription, 2> subscriptions{};
-  subscriptions[0].filter = filter_classic;
-  subscriptions[0].qos = mqtt::qos::at_least_once;
-  subscriptions[1].filter = filter_named;
-  subscriptions[1].qos = mqtt::qos::at_least_once;
-  const std::span<const mqtt::subscription> span(subscriptions);
-  asio::steady_timer timer(m.executor, m.options.connect_timeout);
-  auto raced = co_await (m.connection.async_subscribe(span) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-  if (raced.index() == 1) {
-    m.connection.abort();
-    co_return make_error_code(boost::system::errc::timed_out);
-  }
-  auto& codes = std::get<0>(raced);
-  if (!codes) {
-    m.connection.abort();
-    co_return codes.error();
-  }
-  for (const auto code : *codes) {
-    if (code == mqtt::suback_code::failure) {
-      m.connection.abort();
-      co_return make_error_code(boost::system::errc::permission_denied);
+  // Paho bounds the connect itself; our timer is the backstop.
+  const auto limit = m.options.connect_timeout + std::chrono::seconds(2);
+  auto& client = *m.client;
+  const auto& co = m.connect_options;
+  const auto connected = co_await m.run(false, limit, [&](paho::iaction_listener& l) { client.connect(co, nullptr, l); });
+  if (!connected.ok) {
+    if (connected.timed_out) {
+      if (m.last_error.empty()) m.last_error = "no CONNACK within the connect timeout";
+      m.drop();
+      co_return make_error_code(errc::timed_out);
     }
+    if (m.last_error.empty()) {
+      m.last_error = paho::exception::printable_error(connected.rc, paho::ReasonCode::SUCCESS, paho::exception::error_str(connected.rc));
+    }
+    if (connected.rc >= 1 && connected.rc <= 5) {
+      co_return net::connack_error(static_cast<mqtt::connect_return_code>(connected.rc));
+    }
+    co_return make_error_code(errc::connection_refused);
+  }
+
+  const auto filters = paho::string_collection::create({std::string(filter_classic), std::string(filter_named)});
+  const paho::iasync_client::qos_collection qos{1, 1};
+  const auto subscribed =
+      co_await m.run(true, m.options.connect_timeout, [&](paho::iaction_listener& l) { client.subscribe(filters, qos, nullptr, l); });
+  const bool refused = !subscribed.ok || std::any_of(subscribed.granted.begin(), subscribed.granted.end(), [](int c) { return c >= 0x80; });
+  if (subscribed.timed_out || refused) {
+    m.drop();
+    if (subscribed.timed_out) {
+      m.last_error = "no SUBACK within the connect timeout";
+      co_return make_error_code(errc::timed_out);
+    }
+    // A refused filter: for MQTT 3.1.1 Paho reports a lone 0x80 as a failure, several as codes.
+    m.last_error = "the broker refused the subscriptions to " + std::string(filter_classic) + " and " + std::string(filter_named);
+    co_return make_error_code(errc::permission_denied);
   }
   co_return boost::system::error_code{};
 }
 
 asio::awaitable<void> aws_shadow_observer::async_stop() {
-  const auto self = impl_;  // the client may be destroyed while this runs
-  if (!self->connection.connected()) {
-    self->connection.abort();
-    co_return;
-  }
-  const auto ec = co_await self->connection.async_disconnect();
-  (void)ec;
+  const auto self = impl_;  // the handle may be destroyed while this runs
+  auto& m = *self;
+  if (!m.client->is_connected()) co_return;
+  auto& client = *m.client;
+  (void)co_await m.run(false, std::chrono::seconds(5), [&](paho::iaction_listener& l) {
+    // 1 s for Paho to finish what it has in flight (it sends nothing: nothing to finish).
+    client.disconnect(1000, nullptr, l);
+  });
 }
 
-bool aws_shadow_observer::connected() const noexcept { return impl_->connection.connected(); }
+bool aws_shadow_observer::connected() const noexcept { return impl_->client && impl_->client->is_connected(); }
 const aws_shadow_observer_stats& aws_shadow_observer::stats() const noexcept { return impl_->stats; }
+const std::string& aws_shadow_observer::last_error() const noexcept { return impl_->last_error; }
 
 }  // namespace twinfleet::backends

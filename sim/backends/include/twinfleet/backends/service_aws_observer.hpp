@@ -8,14 +8,27 @@
 //
 //   auto observer = backends::aws_shadow_observer::create(executor, options);   // result
 //   (*observer)->set_handler([&](const backends::shadow_document_event& e) { ... });
-//   if (auto ec = co_await (*observer)->async_start()) ...;
+//   if (auto ec = co_await (*observer)->async_start()) ...;   // last_error() says why
 //   ...
 //   co_await (*observer)->async_stop();
 //
-// Threading: one executor; call members from coroutines running there. The handler runs on
-// that executor, inside the connection's reader: it must not block. No automatic reconnect:
-// the closed handler reports a lost connection and async_start() may be called again (the
-// subscriptions are made afresh; documents published in between are missed).
+// The connection is Paho MQTT C++ (DESIGN.md: one service connection, an independent MQTT
+// implementation), not twinfleet's own client; Paho's headers stay in the .cpp. Paho runs the
+// connection on its own threads: every Paho callback is posted into `executor`, and the
+// operations complete through Paho's action listeners, so no member blocks the executor's
+// thread. No persistence (MQTTCLIENT_PERSISTENCE_NONE), MQTT 3.1.1, clean session.
+//
+// Threading: one executor; call members from coroutines running there (the destructor may
+// also run elsewhere once nothing runs on the executor). The handlers run on that executor:
+// they must not block. Documents are parsed on Paho's thread, so the executor only pays for
+// the handler. No automatic reconnect: the closed handler reports a lost connection and
+// async_start() may be called again (the subscriptions are made afresh; documents published
+// in between are missed).
+//
+// TLS: the CA file (empty: the system's trust anchors), the client certificate and key, ALPN
+// (Paho C ≥ 1.3.2; Debian 12 has 1.3.12). Paho checks the server's certificate against the
+// name it dials, and sends that name as SNI: `connect_host` when set, else `host` — with
+// connect_host "127.0.0.1" against a local hub, its certificate names 127.0.0.1 too.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -47,12 +60,14 @@ struct shadow_document_event {
   std::optional<std::string> client_token;
   std::int64_t timestamp = 0;          // the service's, seconds since the epoch
   std::chrono::system_clock::time_point received_at;  // when this process read it
+  std::chrono::steady_clock::time_point received_steady;  // the same moment, on the steady clock
 };
 
 struct aws_shadow_observer_options {
   std::string host;          // the broker's name: TLS name check and SNI
   std::uint16_t port = 8883;
-  std::string connect_host;  // dial this instead of `host` (e.g. "127.0.0.1"); empty: host
+  std::string connect_host;  // dial this instead of `host` (e.g. "127.0.0.1"); empty: host.
+                             // With TLS the certificate must name what is dialled (see above).
   bool use_tls = true;       // false: plain MQTT (a local hub in open auth mode)
   std::filesystem::path ca_file;           // empty: the system's trust anchors
   std::filesystem::path certificate_file;  // the back end's client certificate (CN = back-end name)
@@ -74,27 +89,34 @@ class aws_shadow_observer {
   using document_handler = std::function<void(const shadow_document_event&)>;
   using closed_handler = std::function<void(boost::system::error_code)>;
 
-  // Errors: the TLS context's (a CA, certificate or key file that is missing or does not load).
+  // Errors: the TLS context's (a CA, certificate or key file that is missing or does not load,
+  // checked by loading them once), errc::invalid_argument when Paho refuses the address.
   [[nodiscard]] static boost::system::result<std::unique_ptr<aws_shadow_observer>> create(
       boost::asio::any_io_executor executor, const aws_shadow_observer_options& options);
-  ~aws_shadow_observer();  // aborts the connection (no DISCONNECT)
+  ~aws_shadow_observer();  // aborts the connection (no DISCONNECT); no handler runs after it
   aws_shadow_observer(const aws_shadow_observer&) = delete;
   aws_shadow_observer& operator=(const aws_shadow_observer&) = delete;
 
   void set_handler(document_handler handler);
-  // Called once when an established connection ends (see net::client_connection).
+  // Called once when an established connection is lost (not after async_stop()), with
+  // net_errc::connection_lost.
   void set_closed_handler(closed_handler handler);
 
   // Connects and subscribes to both document filters (QoS 1); completes when both SUBACKs
-  // granted. Errors: net/mqtt connect errors (connack_errc::not_authorized when the broker
-  // refuses the certificate), errc::permission_denied when a subscription was refused,
-  // errc::timed_out when the SUBACK did not come within connect_timeout.
+  // granted. Errors: connack_errc (net/error.hpp) when the broker refuses the CONNECT
+  // (not_authorized when it refuses the certificate), errc::connection_refused for any other
+  // connect failure (TCP, TLS; Paho's words in last_error()), errc::permission_denied when a
+  // subscription was refused, errc::timed_out when CONNACK or SUBACK did not come within
+  // connect_timeout. On an error the connection is closed.
   boost::asio::awaitable<boost::system::error_code> async_start();
-  // DISCONNECT and wait for the close (bounded by the connection's close timeout).
+  // DISCONNECT and wait for it to be sent (bounded: 5 s). Documents already posted to the
+  // executor may still reach the handler afterwards; clear it to stop them.
   boost::asio::awaitable<void> async_stop();
 
   [[nodiscard]] bool connected() const noexcept;
   [[nodiscard]] const aws_shadow_observer_stats& stats() const noexcept;
+  // Why the last async_start() failed, in Paho's words; empty after a success.
+  [[nodiscard]] const std::string& last_error() const noexcept;
 
   // Parses one message: nullopt when `topic` is not a documents topic or the payload is not a
   // B3.5 document. Exposed for tests and for other transports.
@@ -105,7 +127,7 @@ class aws_shadow_observer {
 
  private:
   explicit aws_shadow_observer(std::shared_ptr<impl> state);
-  std::shared_ptr<impl> impl_;  // shared with running operations, so they outlive the handle
+  std::shared_ptr<impl> impl_;  // shared with running operations; Paho's callbacks hold it weakly
 };
 
 }  // namespace twinfleet::backends
