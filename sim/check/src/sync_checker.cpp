@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -119,8 +119,10 @@ struct key_state {
   std::set<std::int64_t> notified;
   std::int64_t max_applied = 0;
   std::set<std::int64_t> applied_versions;
-  std::deque<reported_record> reported;
-  std::optional<audit_record> audit;
+  // The last reported_window accepted writes. A vector, not a deque: std::deque allocates
+  // 512 bytes on construction, for every key, written or not (heaptrack).
+  std::vector<reported_record> reported;
+  std::unique_ptr<audit_record> audit;  // most keys hold none until the final audit
 };
 
 struct session_record {
@@ -343,7 +345,7 @@ void sync_checker::reported_accepted(std::string_view key, std::uint64_t session
       break;
     }
     k.reported.push_back(r);
-    if (k.reported.size() > reported_window) k.reported.pop_front();
+    if (k.reported.size() > reported_window) k.reported.erase(k.reported.begin());
   }
   impl_->report(out);
 }
@@ -352,7 +354,7 @@ void sync_checker::audit(std::string_view key, const json::object& desired, cons
                          const device_mapping& mapping, time_point at) {
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  sh.keys[std::string(key)].audit = audit_record{desired, reported, mapping, at};
+  sh.keys[std::string(key)].audit = std::make_unique<audit_record>(audit_record{desired, reported, mapping, at});
 }
 
 std::uint64_t sync_checker::anomalies_so_far(anomaly_kind k) const noexcept {

@@ -16,7 +16,6 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
-#include <deque>
 
 namespace twinfleet::device {
 
@@ -31,7 +30,7 @@ struct shadow_state {
   std::string key;   // the observer's name
   backends::aws_delta_filter filter;
   json::object mirrored;  // what this shadow's reported holds for the writable properties
-  std::deque<backends::shadow_delta> inbox;
+  detail::fifo<backends::shadow_delta> inbox;
 };
 
 // A command request received on the convention's topic (aws_runner.hpp).
@@ -64,7 +63,7 @@ struct device_state : detail::device_core {
   asio::steady_timer wake;
   detail::sleeper asleep{wake};  // woken by a stop
   std::vector<shadow_state> shadows;
-  std::deque<command_request> commands;
+  detail::fifo<command_request> commands;
   std::string command_prefix = aws_command_topic_prefix(run.session.thing_name);
   bool lost = false;
   bool first_connect = true;
@@ -225,13 +224,18 @@ std::string shadow_key(std::string_view thing, std::string_view shadow) {
   return shadow.empty() ? std::string(thing) : std::string(thing) + "/" + std::string(shadow);
 }
 
-asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observer, steady::time_point until,
+namespace {
+
+// The device's whole life (the run by pointer, as in azure_runner.cpp).
+asio::awaitable<void> aws_device_main(std::unique_ptr<aws_device_run> run_ptr, device_observer& observer, steady::time_point until,
                                      std::shared_ptr<const std::atomic<bool>> stop) {
+  auto& run = *run_ptr;
   auto ex = co_await asio::this_coro::executor;
   run.session.keep_alive = static_cast<std::uint16_t>(std::clamp<std::int64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.keep_alive).count(), 30, 1200));
   if (run.shadows.empty()) run.shadows.emplace_back();
   auto s = std::make_shared<device_state>(ex, std::move(run), observer);
+  run_ptr.reset();
   const auto& p = s->p();
   std::weak_ptr<device_state> weak = s;
   s->session.set_delta_handler([weak](backends::shadow_delta& d) {
@@ -287,6 +291,10 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
   });
 
   auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
+  // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
+  if (const auto at = s->run.start_at) {
+    while (running() && steady::now() < *at) co_await detail::sleep_until(*s, *at);
+  }
   while (running()) {
     if (!s->session.connected()) {
       co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
@@ -332,6 +340,14 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
     (void)co_await s->session.async_disconnect();
     s->observer.session_ended(s->id, s->session_serial);
   }
+}
+
+}  // namespace
+
+// Not a coroutine itself: the run goes to the heap and only a pointer into the device's frame.
+asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observer, steady::time_point until,
+                                     std::shared_ptr<const std::atomic<bool>> stop) {
+  return aws_device_main(std::make_unique<aws_device_run>(std::move(run)), observer, until, std::move(stop));
 }
 
 }  // namespace twinfleet::device

@@ -18,7 +18,6 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
-#include <deque>
 #include <vector>
 
 namespace twinfleet::device {
@@ -46,8 +45,8 @@ struct device_state : detail::device_core {
   backends::azure_desired_reconciler reconciler;
   asio::steady_timer wake;
   detail::sleeper asleep{wake};  // woken by a stop
-  std::deque<backends::desired_patch> inbox;
-  std::deque<backends::method_request> methods;
+  detail::fifo<backends::desired_patch> inbox;
+  detail::fifo<backends::method_request> methods;
   bool lost = false;  // the connection ended (closed handler)
   bool first_connect = true;
 
@@ -162,16 +161,18 @@ asio::awaitable<void> send_telemetry(std::shared_ptr<device_state> s, std::size_
   if (!changes.empty()) co_await send_report(s, std::move(changes));
 }
 
-}  // namespace
-
-asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& observer, steady::time_point until,
+// The device's whole life. It takes the run by pointer: a coroutine frame keeps its parameters
+// for its lifetime, and the run (~400 bytes) moves into the device state at once.
+asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_ptr, device_observer& observer, steady::time_point until,
                                        std::shared_ptr<const std::atomic<bool>> stop) {
+  auto& run = *run_ptr;
   auto ex = co_await asio::this_coro::executor;
   run.session.keep_alive = static_cast<std::uint16_t>(
       std::clamp<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.keep_alive).count(), 0, 65535));
   run.session.token_lifetime = std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.sas_token_lifetime);
   if (run.session.model_id.empty()) run.session.model_id = run.device_profile->identity.azure.model_id;
   auto s = std::make_shared<device_state>(ex, std::move(run), observer);
+  run_ptr.reset();
   const auto& p = s->p();
   // Handlers run inside the session's reader: keep what arrives, wake the loop.
   std::weak_ptr<device_state> weak = s;
@@ -203,6 +204,10 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
   });
 
   auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
+  // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
+  if (const auto at = s->run.start_at) {
+    while (running() && steady::now() < *at) co_await detail::sleep_until(*s, *at);
+  }
   while (running()) {
     if (!s->session.connected()) {
       co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
@@ -254,6 +259,14 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
     (void)co_await s->session.async_disconnect();
     s->observer.session_ended(s->id, s->session_serial);
   }
+}
+
+}  // namespace
+
+// Not a coroutine itself: the run goes to the heap and only a pointer into the device's frame.
+asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& observer, steady::time_point until,
+                                     std::shared_ptr<const std::atomic<bool>> stop) {
+  return azure_device_main(std::make_unique<azure_device_run>(std::move(run)), observer, until, std::move(stop));
 }
 
 }  // namespace twinfleet::device

@@ -80,6 +80,32 @@ struct device_core {
   steady::time_point next_flaky = steady::time_point::max();
 };
 
+// A first-in first-out queue that allocates nothing until something is queued. std::deque
+// allocates a 512-byte block on construction; the device states keep two or three queues each,
+// which came to 1.1 KiB of every idle device's memory (heaptrack, 4,000 idle devices).
+template <class T>
+class fifo {
+ public:
+  bool empty() const noexcept { return head_ == items_.size(); }
+  std::size_t size() const noexcept { return items_.size() - head_; }
+  T& front() noexcept { return items_[head_]; }
+  void push_back(T v) { items_.push_back(std::move(v)); }
+  void pop_front() {
+    if (++head_ == items_.size()) {
+      items_.clear();
+      head_ = 0;
+    } else if (head_ >= 16 && head_ * 2 >= items_.size()) {
+      // A queue that never drains would otherwise grow without bound.
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+
+ private:
+  std::vector<T> items_;
+  std::size_t head_ = 0;
+};
+
 // The next connection's session serial: process-wide, so a later connection has a larger one.
 std::uint64_t next_session_serial() noexcept;
 

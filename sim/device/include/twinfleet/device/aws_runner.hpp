@@ -32,6 +32,8 @@ struct aws_device_run {
   boost::asio::ip::tcp::endpoint hub;
   net::client_transport transport;  // tcp, or tls with a context holding the device certificate
   std::chrono::milliseconds request_timeout{10'000};
+  // When set, the device waits until then before it connects (as azure_device_run::start_at).
+  std::optional<std::chrono::steady_clock::time_point> start_at;
 };
 
 boost::asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observer,
