@@ -49,6 +49,7 @@ struct device_state : detail::device_core {
   detail::fifo<backends::method_request> methods;
   bool lost = false;  // the connection ended (closed handler)
   bool first_connect = true;
+  bool resync_wanted = false;  // a desired $version gap was seen: GET the twin again (C1.3)
 
   void poke() { wake.cancel(); }
 };
@@ -123,6 +124,7 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
   const auto applied_version = twin->desired_version;
   for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
+  s->resync_wanted = false;  // this GET settles any gap seen before it
   if (q.get_before_subscribe) {
     // The quirk's gap: a desired write between the GET and this SUBSCRIBE is never seen.
     if (co_await s->session.async_subscribe(azure_subscription::desired | azure_subscription::methods)) co_return false;
@@ -133,6 +135,28 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   s->observer.desired_applied(s->id, applied_version, status);
   s->observer.desired_applied_via(s->id, applied_version, desired_via::get, status);
   co_return true;
+}
+
+// After a $version gap: GET the twin and apply its desired state, as after a connect.
+// Notifications arriving meanwhile are held and sorted against the GET's version.
+asio::awaitable<void> resync(std::shared_ptr<device_state> s) {
+  s->reconciler.begin_sync();
+  const auto start = steady::now();
+  auto twin = co_await s->session.async_get_twin(s->run.request_timeout);
+  s->observer.twin_read(s->id, steady::now() - start, twin.has_value());
+  if (!twin) {
+    // No answer (the connection is going, or the hub is slow): release what was held; the
+    // next connection GETs anyway.
+    for (auto& n : s->reconciler.take_after_get(s->reconciler.applied_version())) s->inbox.push_back(std::move(n));
+    co_return;
+  }
+  s->observer.desired_received(s->id, twin->desired_version);
+  s->observer.desired_delivered(s->id, twin->desired_version, desired_via::get);
+  auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
+  for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
+  co_await send_report(s, std::move(acks));
+  s->observer.desired_applied(s->id, twin->desired_version, status);
+  s->observer.desired_applied_via(s->id, twin->desired_version, desired_via::get, status);
 }
 
 asio::awaitable<void> answer_method(std::shared_ptr<device_state> s, backends::method_request request) {
@@ -181,8 +205,15 @@ asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_pt
     if (!st) return;
     st->observer.desired_received(st->id, n.version);
     st->observer.desired_delivered(st->id, n.version, desired_via::notification);
+    const auto gaps = st->reconciler.gaps();
     switch (st->reconciler.on_notification(n)) {
-      case backends::azure_desired_reconciler::verdict::apply: st->inbox.push_back(std::move(n)); break;
+      case backends::azure_desired_reconciler::verdict::apply:
+        st->inbox.push_back(std::move(n));
+        // A jump past last + 1: a notification is missing, overtaken or lost. Applying the
+        // newer one and dropping the older as stale when it comes would lose the older one's
+        // properties; the twin's desired state settles what is in force (C1.3).
+        if (st->reconciler.gaps() > gaps && !st->p().quirks.ignore_desired_version) st->resync_wanted = true;
+        break;
       case backends::azure_desired_reconciler::verdict::stale: st->observer.desired_stale(st->id, n.version); break;
       case backends::azure_desired_reconciler::verdict::buffered: break;
     }
@@ -238,6 +269,11 @@ asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_pt
       // Acknowledged: the service can see it now (convergence is measured to here).
       s->observer.desired_applied(s->id, n.version, status);
       s->observer.desired_applied_via(s->id, n.version, desired_via::notification, status);
+    }
+    if (s->resync_wanted && !s->lost) {
+      s->resync_wanted = false;
+      co_await resync(s);
+      continue;
     }
     while (!s->methods.empty()) {
       asio::co_spawn(ex, answer_method(s, std::move(s->methods.front())), asio::detached);
