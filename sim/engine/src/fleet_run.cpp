@@ -688,6 +688,67 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   std::atomic<std::size_t> finished{0};
   auto stop = options.stop ? options.stop : std::make_shared<std::atomic<bool>>(false);
   auto devices_stop = std::make_shared<std::atomic<bool>>(false);
+  // ---- the duplicate_connection quirk (PROTOCOLS.md C1.8, docs/RACES.md "Connection takeover") ----
+  // Such a device runs a second client with the same id and credentials on its own connection
+  // loop (a simulator that connects twice), so that each connection takes the other's over.
+  // Both report to the run's one observer (metrics, tracker, checker) through a
+  // shared_id_observer, which counts the device offline only when neither connection stands.
+  // Both clients live inside the device's one coroutine: `finished` still counts one per device.
+  struct shared_id_observer final : device::device_observer {
+    explicit shared_id_observer(device::device_observer& o) : to(o) {}
+    device::device_observer& to;
+    int up = 0;  // connections standing; both clients run on the device's one thread
+    void connected(std::string_view d, std::chrono::nanoseconds l) override {
+      ++up;
+      to.connected(d, l);
+    }
+    void connect_failed(std::string_view d, boost::system::error_code ec) override { to.connect_failed(d, ec); }
+    void disconnected(std::string_view d, boost::system::error_code ec) override {
+      if (up > 0 && --up == 0) to.disconnected(d, ec);
+    }
+    void twin_read(std::string_view d, std::chrono::nanoseconds l, bool ok) override { to.twin_read(d, l, ok); }
+    void subscribed(std::string_view d, std::chrono::nanoseconds l, bool ok) override { to.subscribed(d, l, ok); }
+    void reported(std::string_view d, std::chrono::nanoseconds l, bool ok) override { to.reported(d, l, ok); }
+    void desired_received(std::string_view d, std::int64_t v) override { to.desired_received(d, v); }
+    void desired_applied(std::string_view d, std::int64_t v, int st) override { to.desired_applied(d, v, st); }
+    void desired_stale(std::string_view d, std::int64_t v) override { to.desired_stale(d, v); }
+    void method_answered(std::string_view d, std::string_view m, int st) override { to.method_answered(d, m, st); }
+    void telemetry_sent(std::string_view d, std::chrono::nanoseconds l, bool ok) override { to.telemetry_sent(d, l, ok); }
+    void session_started(std::string_view d, std::uint64_t n) override { to.session_started(d, n); }
+    void session_ended(std::string_view d, std::uint64_t n) override { to.session_ended(d, n); }
+    void desired_delivered(std::string_view k, std::int64_t v, device::desired_via via) override { to.desired_delivered(k, v, via); }
+    void desired_applied_via(std::string_view k, std::int64_t v, device::desired_via via, int st) override {
+      to.desired_applied_via(k, v, via, st);
+    }
+    void reported_accepted(std::string_view k, std::uint64_t n, std::uint64_t w, std::int64_t v) override {
+      to.reported_accepted(k, n, w, v);
+    }
+  };
+  // The device coroutine of such a device: both clients, until both have ended. Captureless and
+  // taking everything by value (the coroutine outlives this scope).
+  auto run_twice = []<class Run>(Run first, std::string id, fleet_observer& o, steady::time_point begin, steady::time_point until,
+                                 std::shared_ptr<std::atomic<bool>> halt, auto wait_for_start,
+                                 asio::awaitable<void> (*run_device)(Run, device::device_observer&, steady::time_point,
+                                                                    std::shared_ptr<const std::atomic<bool>>)) -> asio::awaitable<void> {
+    co_await wait_for_start(begin, halt);
+    if (!halt->load()) {
+      auto shared = std::make_shared<shared_id_observer>(o);
+      auto second = first;
+      second.seed = device::mix_seed(first.seed, 0xC18);  // its own back-off jitter
+      auto ex = co_await asio::this_coro::executor;
+      auto done = std::make_shared<bool>(false);
+      auto wake = std::make_shared<asio::steady_timer>(ex, steady::time_point::max());
+      auto client = [](Run r, std::shared_ptr<shared_id_observer> obs, steady::time_point u, std::shared_ptr<std::atomic<bool>> h,
+                       decltype(run_device) run) -> asio::awaitable<void> { co_await run(std::move(r), *obs, u, h); };
+      asio::co_spawn(ex, client(std::move(second), shared, until, halt, run_device), [done, wake](std::exception_ptr) {
+        *done = true;
+        wake->cancel();
+      });
+      co_await run_device(std::move(first), *shared, until, halt);
+      while (!*done) (void)co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    o.finished(id);
+  };
   for (std::size_t i = 0; i < fleet.size(); ++i) {
     const auto at = start + std::chrono::duration_cast<steady::duration>(ramp[i]);
     auto wait_for_start = [](steady::time_point begin, const std::shared_ptr<std::atomic<bool>>& halt) -> asio::awaitable<void> {
@@ -705,6 +766,12 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.session.device_id = fleet[i].id;
       target.configure(run);
       spread_source(run.transport, run.hub, i);
+      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
+        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), fleet[i].id, observer, at, devices_until, devices_stop,
+                                                     wait_for_start, &device::run_azure_device),
+                       [&finished](std::exception_ptr) { ++finished; });
+        continue;
+      }
       auto device = [wait_for_start](device::azure_device_run r, fleet_observer& o, steady::time_point begin,
                                      steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
         co_await wait_for_start(begin, halt);
@@ -724,6 +791,12 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.shadows = fleet[i].shadows;
       target.configure(run);
       spread_source(run.transport, run.hub, i);
+      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
+        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), fleet[i].id, observer, at, devices_until, devices_stop,
+                                                     wait_for_start, &device::run_aws_device),
+                       [&finished](std::exception_ptr) { ++finished; });
+        continue;
+      }
       auto device = [wait_for_start](device::aws_device_run r, fleet_observer& o, steady::time_point begin,
                                      steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
         co_await wait_for_start(begin, halt);

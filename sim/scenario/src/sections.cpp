@@ -68,6 +68,7 @@ device::quirk_set read_quirks(const config::node& n, device::quirk_set base) {
   flag("ignore_desired_version", base.ignore_desired_version);
   flag("shared_version_counter", base.shared_version_counter);
   flag("no_wait_between_reported", base.no_wait_between_reported);
+  flag("duplicate_connection", base.duplicate_connection);
   return base;
 }
 

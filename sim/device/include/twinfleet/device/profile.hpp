@@ -170,6 +170,10 @@ struct quirk_set {
   bool shared_version_counter = false;     // AWS SDK bug: a delta is dropped as stale when
                                            // update/accepted of the same version came first
   bool no_wait_between_reported = false;   // send reported patches back to back, not after each ack
+  bool duplicate_connection = false;       // a second client runs with the same id and credentials
+                                           // (a simulator that connects twice, C1.8): each
+                                           // connection takes the other's over. The engine
+                                           // runs the second client; the device code ignores it.
 
   [[nodiscard]] bool any() const noexcept;
   friend bool operator==(const quirk_set&, const quirk_set&) = default;
