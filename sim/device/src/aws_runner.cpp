@@ -131,6 +131,23 @@ asio::awaitable<bool> subscribe_commands(std::shared_ptr<device_state> s) {
   co_return !(co_await s->session.async_subscribe_topic(filter));
 }
 
+// A /get that retries sooner than the request timeout. SUBACK does not mean delivery has
+// started (C2.4): a /get sent right after it can lose its answer, and a device that waited the
+// whole request timeout (10 s) would apply nothing meanwhile. Each try is a new request with a
+// new clientToken (an answer to an earlier one is then ignored), after 0.5 s, 1 s, 2 s, ...,
+// within the request timeout in all.
+asio::awaitable<backends::device_result<json::object>> get_shadow(device_state& s, std::string_view shadow) {
+  const auto deadline = steady::now() + s.run.request_timeout;
+  std::chrono::milliseconds wait{500};
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    const auto timeout = std::max(std::chrono::milliseconds(1), std::min(wait, left));
+    auto doc = co_await s.session.async_get(shadow, timeout);
+    if (doc || doc.error().ec != backends::device_errc::timeout || timeout >= left) co_return doc;
+    wait *= 2;
+  }
+}
+
 asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnect) {
   const auto& q = s->p().quirks;
   if (!q.get_before_subscribe) {
@@ -154,7 +171,7 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
         if (co_await s->session.async_subscribe_shadow(sh.name)) co_return false;
       }
       const auto start = steady::now();
-      auto doc = co_await s->session.async_get(sh.name, s->run.request_timeout);
+      auto doc = co_await get_shadow(*s, sh.name);
       s->observer.twin_read(sh.key, steady::now() - start, doc.has_value() || doc.error().status == 404);
       if (!doc) {
         if (doc.error().status != 404) co_return false;

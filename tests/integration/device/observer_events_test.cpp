@@ -394,3 +394,38 @@ lifecycle:
   CHECK(r.total_anomalies() == 0);
   CHECK(r.converged == r.desired_writes);
 }
+
+TEST_CASE("device events: an AWS device whose first /get answer is lost to a subscription activation delay asks again and "
+          "reconciles without waiting out its request timeout (C2.4)",
+          "[device][aws][check][integration]") {
+  hub_fixture f;
+  hub::fault_settings faults;
+  faults.subscription_activation_delay = 300ms;
+  f.hub->core().set_faults(faults, std::chrono::system_clock::now());
+  // Desired state written before the device connects: only a /get can bring it.
+  REQUIRE(f.hub->core()
+              .aws_update_shadow("sync-004", "", R"({"state":{"desired":{"brightness":33}}})", std::chrono::system_clock::now())
+              .has_value());
+
+  check::checker_options o;
+  o.run_start = steady::now();
+  check::sync_checker checker(o);
+  checker_feed seen(checker);
+  device::aws_device_run run;
+  run.device_profile = bulb_profile("");
+  run.session.thing_name = "sync-004";
+  run.session.client_id = "sync-004";
+  run.hub = f.hub->listeners().at(0).endpoint;
+  run.request_timeout = 10s;
+  bool done = false;
+  // The device runs 3 s: a first /get that waited out its 10 s timeout would end it unreconciled.
+  asio::co_spawn(f.io, device::run_aws_device(run, seen, steady::now() + 3s), [&](std::exception_ptr) { done = true; });
+  f.run_until(done, 20s);
+  REQUIRE(done);
+
+  CHECK(seen.sessions_started.size() == 1);
+  CHECK(std::any_of(seen.delivered.begin(), seen.delivered.end(), [](const auto& d) { return d.second == device::desired_via::get; }));
+  auto shadow = f.hub->core().aws_get_shadow("sync-004", "", std::chrono::system_clock::now());
+  REQUIRE(shadow.has_value());
+  CHECK(shadow->at("state").at("reported").at("brightness") == json::value(33));
+}
