@@ -157,14 +157,12 @@ struct aws_shadow_observer::impl {
     co_return got;
   }
 
-  // The connection is not wanted (a failed start): closed at once, without waiting.
-  void drop() {
-    if (client && client->is_connected()) {
-      try {
-        client->disconnect(0);
-      } catch (const paho::exception&) {
-      }
-    }
+  // The connection is not wanted (a failed start): DISCONNECT without a grace period, and
+  // wait until Paho has closed it (bounded), so the caller sees it closed.
+  asio::awaitable<void> close_now() {
+    if (!client || !client->is_connected()) co_return;
+    auto& c = *client;
+    (void)co_await run(false, std::chrono::seconds(2), [&](paho::iaction_listener& l) { c.disconnect(0, nullptr, l); });
   }
 };
 
@@ -283,7 +281,7 @@ asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
   using boost::system::errc::make_error_code;
   namespace errc = boost::system::errc;
   m.last_error.clear();
-  if (m.client->is_connected()) m.drop();  // a start again: afresh
+  co_await m.close_now();  // a start again: afresh
 
   // Paho bounds the connect itself; our timer is the backstop.
   const auto limit = m.options.connect_timeout + std::chrono::seconds(2);
@@ -293,7 +291,7 @@ asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
   if (!connected.ok) {
     if (connected.timed_out) {
       if (m.last_error.empty()) m.last_error = "no CONNACK within the connect timeout";
-      m.drop();
+      co_await m.close_now();
       co_return make_error_code(errc::timed_out);
     }
     if (m.last_error.empty()) {
@@ -311,7 +309,7 @@ asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
       co_await m.run(true, m.options.connect_timeout, [&](paho::iaction_listener& l) { client.subscribe(filters, qos, nullptr, l); });
   const bool refused = !subscribed.ok || std::any_of(subscribed.granted.begin(), subscribed.granted.end(), [](int c) { return c >= 0x80; });
   if (subscribed.timed_out || refused) {
-    m.drop();
+    co_await m.close_now();
     if (subscribed.timed_out) {
       m.last_error = "no SUBACK within the connect timeout";
       co_return make_error_code(errc::timed_out);

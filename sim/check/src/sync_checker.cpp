@@ -152,6 +152,8 @@ struct found {
 
 }  // namespace
 
+bool mirrored(const json::value& desired, const json::value& reported) { return contained(desired, reported); }
+
 struct sync_checker::impl {
   explicit impl(checker_options o) : options(std::move(o)), shards(std::max<std::size_t>(1, options.shards)) {}
 

@@ -26,8 +26,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "process.hpp"
+
+#include <csignal>
+#include <fstream>
 #include <functional>
 #include <sstream>
+
+#include <unistd.h>
 
 using namespace twinfleet;
 using namespace std::chrono_literals;
@@ -513,6 +519,156 @@ TEST_CASE("aws observer: documents of device and service updates, classic and na
 
     co_await device.async_disconnect();
     co_await observer.async_stop();
+  });
+}
+
+TEST_CASE("aws observer: a refused certificate and a refused subscription end the start with an error", "[backends]") {
+  hub_fixture f([](hub::hub_settings& s) { s.auth = hub::auth_mode::strict; });
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto o = backends::aws_shadow_observer_options_from_hub_json(f.described);
+    REQUIRE(o);
+    // The back end's own certificate: admitted, both filters granted.
+    {
+      auto made = backends::aws_shadow_observer::create(executor, *o);
+      REQUIRE(made);
+      const auto started = co_await (*made)->async_start();
+      INFO(started.message() << " / " << (*made)->last_error());
+      CHECK_FALSE(started);
+      CHECK((*made)->last_error().empty());
+      co_await (*made)->async_stop();
+      CHECK_FALSE((*made)->connected());
+    }
+    // A thing's certificate: connected, but the wildcard filters are another's topics.
+    auth::dev_ca_options ca;
+    ca.directory = std::filesystem::path(std::string(f.described.at("certs_dir").as_string()));
+    ca.client_common_names = {"lamp-7"};
+    auto issued = auth::write_dev_ca(ca);
+    REQUIRE(issued);
+    auto as_thing = *o;
+    as_thing.client_id = "lamp-7";
+    as_thing.certificate_file = issued->clients.at(0).certificate_file;
+    as_thing.private_key_file = issued->clients.at(0).key_file;
+    {
+      auto made = backends::aws_shadow_observer::create(executor, as_thing);
+      REQUIRE(made);
+      const auto started = co_await (*made)->async_start();
+      INFO(started.message());
+      CHECK(started == boost::system::errc::permission_denied);
+      CHECK_FALSE((*made)->last_error().empty());
+      CHECK_FALSE((*made)->connected());
+    }
+    // No certificate at all: the strict hub admits no anonymous AWS client.
+    auto anonymous = *o;
+    anonymous.certificate_file.clear();
+    anonymous.private_key_file.clear();
+    anonymous.connect_timeout = 3000ms;
+    {
+      auto made = backends::aws_shadow_observer::create(executor, anonymous);
+      REQUIRE(made);
+      const auto started = co_await (*made)->async_start();
+      INFO(started.message() << " / " << (*made)->last_error());
+      CHECK(started);
+      CHECK_FALSE((*made)->last_error().empty());
+      CHECK_FALSE((*made)->connected());
+    }
+    // Nothing listening: an error, within the connect timeout.
+    auto nowhere = *o;
+    nowhere.port = static_cast<std::uint16_t>(test::free_local_port());
+    nowhere.connect_timeout = 3000ms;
+    {
+      auto made = backends::aws_shadow_observer::create(executor, nowhere);
+      REQUIRE(made);
+      const auto started = co_await (*made)->async_start();
+      CHECK(started);
+      CHECK_FALSE((*made)->connected());
+    }
+    // A key file that does not exist: create() says so, as before.
+    auto missing = *o;
+    missing.private_key_file = f.dir.path() / "no-such.key";
+    CHECK_FALSE(backends::aws_shadow_observer::create(executor, missing));
+  });
+}
+
+// An independent broker: mosquitto on an ephemeral port, plain MQTT, documents published by
+// mosquitto_pub as AWS would — the observer's topic filters and parser against bytes neither
+// twinfleet's hub nor its client produced.
+TEST_CASE("aws observer: documents hand-published on mosquitto are parsed, classic and named, malformed ones counted", "[backends]") {
+  REQUIRE(::access("/usr/sbin/mosquitto", X_OK) == 0);  // scripts/install-deps.sh installs it
+  test::temp_dir dir;
+  const auto port = test::free_local_port();
+  const auto conf = dir.path() / "mosquitto.conf";
+  std::ofstream(conf) << "listener " << port << " 127.0.0.1\nallow_anonymous true\npersistence false\n";
+  test::child_process broker("/usr/sbin/mosquitto", {"-c", conf.string()});
+  hub_fixture f;  // only for its io_context and run()
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    backends::aws_shadow_observer_options o;
+    o.use_tls = false;
+    o.host = "127.0.0.1";
+    o.port = static_cast<std::uint16_t>(port);
+    o.client_id = "observer-under-test";
+    o.connect_timeout = 3000ms;
+    auto made = backends::aws_shadow_observer::create(executor, o);
+    REQUIRE(made);
+    auto& observer = **made;
+    std::vector<backends::shadow_document_event> seen;
+    observer.set_handler([&](const backends::shadow_document_event& e) { seen.push_back(e); });
+    // mosquitto may take a moment to listen: start again until it answers (bounded).
+    boost::system::error_code started = make_error_code(boost::system::errc::timed_out);
+    for (int attempt = 0; attempt < 50 && started; ++attempt) {
+      started = co_await observer.async_start();
+      if (started) co_await sleep_for(100ms);
+    }
+    INFO(started.message() << " / " << observer.last_error());
+    REQUIRE_FALSE(started);
+
+    auto publish = [&](const std::string& topic, const std::string& payload) {
+      const auto r = test::run_program("/usr/bin/mosquitto_pub",
+                                       {"-h", "127.0.0.1", "-p", std::to_string(port), "-q", "1", "-t", topic, "-m", payload}, 10s);
+      REQUIRE(r.exit_code == 0);
+    };
+    publish("$aws/things/lamp-9/shadow/update/documents",
+            R"({"previous":{"state":{"desired":{"on":true}},"metadata":{},"version":4},)"
+            R"("current":{"state":{"desired":{"on":true},"reported":{"on":true}},"metadata":{},"version":5},)"
+            R"("timestamp":1700000000,"clientToken":"tok-5"})");
+    publish("$aws/things/lamp-9/shadow/name/config/update/documents",
+            R"({"previous":null,"current":{"state":{"reported":{"interval":30}},"metadata":{},"version":1},"timestamp":1700000001})");
+    publish("$aws/things/lamp-9/shadow/update/documents", "not a document");
+    publish("$aws/things/lamp-9/shadow/update/accepted", R"({"state":{}})");  // not subscribed: never arrives
+    const bool arrived = co_await wait_until([&] { return observer.stats().documents + observer.stats().malformed >= 3; }, 5000ms);
+    REQUIRE(arrived);
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].thing == "lamp-9");
+    CHECK(seen[0].shadow.empty());
+    CHECK(seen[0].previous_version == 4);
+    CHECK(seen[0].current_version == 5);
+    CHECK(seen[0].current_state.at("reported").at("on").as_bool());
+    CHECK(seen[0].client_token == std::optional<std::string>("tok-5"));
+    CHECK(seen[0].timestamp == 1700000000);
+    CHECK(seen[1].thing == "lamp-9");
+    CHECK(seen[1].shadow == "config");
+    CHECK(seen[1].previous_version == 0);
+    CHECK(seen[1].previous_state.empty());
+    CHECK(seen[1].current_version == 1);
+    CHECK(observer.stats().documents == 2);
+    CHECK(observer.stats().malformed == 1);
+    CHECK(observer.stats().other == 0);
+
+    // The broker goes away: the closed handler hears of it once.
+    int closed = 0;
+    boost::system::error_code why;
+    observer.set_closed_handler([&](boost::system::error_code ec) {
+      ++closed;
+      why = ec;
+    });
+    CHECK(broker.stop(SIGTERM) == 0);
+    const bool lost = co_await wait_until([&] { return closed > 0; }, 10000ms);
+    CHECK(lost);
+    CHECK(closed == 1);
+    CHECK(why);
+    CHECK_FALSE(observer.connected());
+    co_await observer.async_stop();  // nothing to stop: returns at once
   });
 }
 

@@ -86,6 +86,12 @@ struct device_mapping {
   std::vector<property_mapping> properties;
 };
 
+// The `mirror` rule of the audit (docs/SYNC-CHECK.md, divergence): every member of `desired`
+// is in `reported` with an equal value, objects recursively, numbers by value — no AWS delta
+// would be left. For others that judge shadows the same way (the engine's observer of shadow
+// documents).
+[[nodiscard]] bool mirrored(const boost::json::value& desired, const boost::json::value& reported);
+
 struct checker_options {
   time_point run_start{};                        // examples' times are relative to it
   std::chrono::nanoseconds deadline = std::chrono::seconds(5);  // "converged within"
