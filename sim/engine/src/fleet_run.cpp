@@ -6,6 +6,8 @@
 
 #include <twinfleet/backends/service_aws.hpp>
 #include <twinfleet/backends/service_aws_commands.hpp>
+#include <twinfleet/backends/service_aws_observer.hpp>
+#include <twinfleet/backends/service_hub_json.hpp>
 #include <twinfleet/backends/service_azure.hpp>
 #include <twinfleet/check/sync_checker.hpp>
 #include <twinfleet/device/aws_runner.hpp>
@@ -33,6 +35,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -215,8 +218,17 @@ class fleet_observer final : public device::device_observer {
     if (const auto i = find(device)) stats_.record(*i, op::subscribe, latency, ok);
   }
   void desired_applied(std::string_view key, std::int64_t version, int) override {
-    if (const auto i = find(key)) tracker_.applied(std::string(key), *i, version, steady::now());
+    const auto i = find(key);
+    if (!i) return;
+    // AWS convergence: seen by the back end's shadow-documents observer while it watches
+    // (run_scenario); the device's own apply would count it early, and twice.
+    if (aws_by_service.load(std::memory_order_relaxed) && *i < aws_devices.size() && aws_devices[*i]) return;
+    tracker_.applied(std::string(key), *i, version, steady::now());
   }
+  // The fleet's AWS devices (by index), set before the devices start; aws_by_service goes
+  // false again when the observer's connection is lost (the devices' path takes over).
+  std::vector<bool> aws_devices;
+  std::atomic<bool> aws_by_service{false};
   void desired_stale(std::string_view key, std::int64_t version) override {
     ++stale_;
     checker_.desired_dropped(key, version, steady::now());
@@ -297,6 +309,83 @@ std::uint64_t peak_rss_bytes() {
 
 bool has_any(const std::vector<std::string>& names, std::string_view name) {
   return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// ---- the AWS back end's observer of shadow documents (issue 4 §3, issue 5's convergence) ----
+// Where it connects and as whom. target: local and hub — hub.json's broker and back-end
+// certificate (aws.backend_common_names, issued by the hub's CA when missing), dialled where
+// the devices dial; plain MQTT when the devices use it (an open hub admits any client id).
+// target: aws — the devices' endpoint and the shared certificate: on AWS IoT its policy must
+// allow the wildcard subscriptions, and per-device certificates (certificate_dir) have no
+// such identity. An error here is said in a note and the devices' path counts convergence.
+twin::result<backends::aws_shadow_observer_options> shadow_observer_options(const scenario::scenario& s,
+                                                                            const detail::run_target& target) {
+  backends::aws_shadow_observer_options o;
+  if (const auto* a = std::get_if<scenario::aws_target>(&s.target)) {
+    if (a->certificate.empty()) return twin::error{1, "per-device certificates (target.certificate_dir) give no back-end identity"};
+    o.host = a->endpoint;
+    o.connect_host = target.device_endpoint.address().to_string();
+    o.port = target.device_endpoint.port();
+    o.ca_file = a->ca;
+    o.certificate_file = a->certificate;
+    o.private_key_file = a->key;
+    return o;
+  }
+  json::object description;
+  if (target.embedded) {
+    description = target.embedded->describe();
+  } else if (const auto* remote = std::get_if<scenario::hub_target>(&s.target)) {
+    auto file = remote->hub_json;
+    if (file.is_relative() && !s.source.empty()) file = s.source.parent_path() / file;
+    std::ifstream in(file);
+    boost::system::error_code ec;
+    auto parsed = json::parse(std::string(std::istreambuf_iterator<char>(in), {}), ec);
+    if (ec || !parsed.is_object()) return twin::error{1, "cannot read " + file.string()};
+    description = std::move(parsed.as_object());
+  } else {
+    return twin::error{1, "no AWS broker in this target"};
+  }
+  if (target.tls) {
+    auto from_hub = backends::aws_shadow_observer_options_from_hub_json(description);
+    if (!from_hub) return twin::error{1, from_hub.error().message};
+    o = std::move(*from_hub);
+  } else {
+    o.use_tls = false;
+    o.host = target.device_endpoint.address().to_string();
+  }
+  o.connect_host = target.device_endpoint.address().to_string();
+  o.port = target.device_endpoint.port();
+  return o;
+}
+
+// The version a shadow document shows converged, if any: the service sees no delta left —
+// every writable property of the profile that current.state.desired sets is mirrored in
+// current.state.reported (check::mirrored, the audit's `mirror` rule). Properties the profile
+// does not declare are not the run's business (a shadow may carry others); one with ack: false
+// never converges here (the device never acknowledges it, so AWS keeps its delta).
+//
+// Versions: the tracker keys writes by the shadow version the data-plane update returned (w).
+// A document's current.version V is the shadow's version after the update it reports — the
+// write itself (V = w) or any later update, usually the device's reported mirror (V > w). The
+// documents message carries current.state.desired too, so "converged past w" = V ≥ w and
+// current desired ⊆ reported: whatever was written up to V is in force or overwritten by a
+// later write that is. A write equal to what is already reported converges on its own
+// document (V = w).
+std::optional<std::int64_t> converged_version(const backends::shadow_document_event& e, const device::profile& profile) {
+  static const json::object none;
+  const auto side = [&](std::string_view name) -> const json::object& {
+    const auto* v = e.current_state.if_contains(name);
+    return v != nullptr && v->is_object() ? v->get_object() : none;
+  };
+  const auto& desired = side("desired");
+  const auto& reported = side("reported");
+  for (const auto& w : profile.desired) {
+    const auto* want = desired.if_contains(w.name);
+    if (want == nullptr || want->is_null()) continue;
+    const auto* have = reported.if_contains(w.name);
+    if (have == nullptr || !check::mirrored(*want, *have)) return std::nullopt;
+  }
+  return e.current_version;
 }
 
 // The back end's REST clients (the same code that serves the azure and aws targets), on the
@@ -668,6 +757,69 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   }
   std::vector<std::atomic<bool>> online(fleet.size());
   fleet_observer observer(stats, tracker, checker, index, online);
+  // ---- the AWS back end's observer of shadow documents: started before the devices ----
+  // AWS convergence is the device's acknowledgement seen by the service (issue 5): a Paho
+  // connection subscribed to every shadow's /update/documents tells the tracker, on hub_io,
+  // when a document shows no delta left (converged_version above). Azure keys keep the
+  // devices' path. When it cannot start, a note says so and the devices' path counts AWS too.
+  std::unique_ptr<backends::aws_shadow_observer> shadow_observer;
+  const bool aws_fleet = std::any_of(fleet.begin(), fleet.end(), [](const auto& d) { return d.via == scenario::dialect::aws; });
+  if (target.aws && aws_fleet) {
+    std::string failure;
+    auto o = shadow_observer_options(s, target);
+    if (!o) failure = o.error().message;
+    std::optional<backends::aws_shadow_observer_options> chosen;
+    if (o) chosen = std::move(*o);
+    if (chosen) {
+      // One per process: workers of `--workers N` must not take each other's client id over.
+      chosen->client_id += "-" + std::to_string(::getpid());
+      auto made = backends::aws_shadow_observer::create(hub_io.get_executor(), *chosen);
+      if (!made) failure = "its TLS files: " + made.error().message();
+      if (made) shadow_observer = std::move(*made);
+    }
+    if (shadow_observer) {
+      shadow_observer->set_handler([&tracker, &index, &fleet](const backends::shadow_document_event& e) {
+        const auto key = e.shadow.empty() ? e.thing : device::shadow_key(e.thing, e.shadow);
+        const auto it = index.find(key);
+        if (it == index.end()) return;  // not this process's thing (another worker's, or not the fleet's)
+        const auto& d = fleet[it->second];
+        if (d.via != scenario::dialect::aws) return;
+        if (const auto v = converged_version(e, *d.profile)) tracker.applied(key, it->second, *v, e.received_steady);
+      });
+      shadow_observer->set_closed_handler([&observer, out](boost::system::error_code) {
+        observer.aws_by_service = false;
+        out("note: the AWS shadow-documents observer lost its connection; AWS convergence is counted from the devices' acknowledgements from now on");
+      });
+      // hub_io runs on this thread until the start is done (the hub thread is not running yet).
+      auto started = std::make_shared<std::optional<boost::system::error_code>>();
+      asio::co_spawn(
+          hub_io,
+          [](backends::aws_shadow_observer& ob, std::shared_ptr<std::optional<boost::system::error_code>> r) -> asio::awaitable<void> {
+            const auto ec = co_await ob.async_start();
+            *r = ec;
+          }(*shadow_observer, started),
+          asio::detached);
+      const auto deadline = steady::now() + chosen->connect_timeout + std::chrono::seconds(5);
+      hub_io.restart();
+      while (!started->has_value() && steady::now() < deadline) {
+        if (hub_io.run_one_for(std::chrono::milliseconds(100)) == 0 && hub_io.stopped()) hub_io.restart();
+      }
+      hub_io.restart();
+      if (!started->has_value() || **started) {
+        failure = started->has_value() ? (**started).message() : "no answer";
+        if (!shadow_observer->last_error().empty()) failure += " (" + shadow_observer->last_error() + ")";
+        shadow_observer.reset();  // a start still running keeps what it needs
+      }
+    }
+    if (shadow_observer) {
+      observer.aws_devices.resize(fleet.size());
+      for (std::size_t i = 0; i < fleet.size(); ++i) observer.aws_devices[i] = fleet[i].via == scenario::dialect::aws;
+      observer.aws_by_service = true;
+    } else {
+      out("note: the AWS back end cannot watch shadow documents (" + failure +
+          "); AWS convergence is taken from the devices' acknowledgements accepted by the hub");
+    }
+  }
   if (!options.metrics_listen.empty()) {
     endpoint.emplace(registry);
     if (auto started = endpoint->start(options.metrics_listen); !started) {
@@ -904,6 +1056,33 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       if (auto it = index.find(key); it != index.end()) stats.anomaly(it->second, check::to_string(kind));
     }
   }
+  // The shadow-documents observer leaves before the hub closes (its handlers refer to this
+  // scope): DISCONNECT, handlers cleared, its counts read on hub_io (bounded; skipped when hurried).
+  json::object observer_summary;
+  if (target.aws && aws_fleet) {
+    observer_summary["convergence_from"] = observer.aws_by_service.load() ? "observer" : "devices";
+  }
+  if (shadow_observer) {
+    auto summary = std::make_shared<json::object>();
+    auto stopped = std::make_shared<std::atomic<bool>>(false);
+    asio::co_spawn(
+        hub_io,
+        [](backends::aws_shadow_observer& ob, hub::local_hub* hub, std::shared_ptr<json::object> sum) -> asio::awaitable<void> {
+          co_await ob.async_stop();
+          ob.set_handler({});
+          ob.set_closed_handler({});
+          (*sum)["documents"] = ob.stats().documents;
+          (*sum)["malformed"] = ob.stats().malformed;
+          // Every accepted shadow update publishes one documents message: what the observer missed.
+          if (hub != nullptr) (*sum)["hub_updates"] = hub->core().counters().aws_updates;
+        }(*shadow_observer, target.embedded.get(), summary),
+        [stopped](std::exception_ptr) { *stopped = true; });
+    const auto bound = steady::now() + std::chrono::seconds(7);
+    while (!stopped->load() && !hurried() && steady::now() < bound) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (stopped->load()) {
+      for (auto& [k, v] : *summary) observer_summary[k] = v;
+    }
+  }
   asio::post(hub_io, [&] { target.close([&] { hub_io.stop(); }); });
   hub_thread.join();
 
@@ -950,6 +1129,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   r.stale_notifications_dropped = verdict.observed.stale_notifications_dropped;
   r.sync = verdict.to_json();
   r.sync["audited"] = audited->load();
+  if (!observer_summary.empty()) r.sync["aws_observer"] = std::move(observer_summary);  // the observer's part (above)
   r.anomalies = verdict.total_anomalies();
   r.threads = rt.threads();
   if (const auto* lag = snap.find("twinfleet_engine_lag_seconds"); lag != nullptr && !lag->series.empty()) {
