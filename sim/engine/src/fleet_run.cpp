@@ -238,6 +238,7 @@ class fleet_observer final : public device::device_observer {
   }
   // The device coroutine has ended (disconnected for good).
   void finished(std::string_view device) { set_offline(device); }
+  void finished(std::size_t i) { set_offline(i); }
 
   std::uint64_t connected_now() const { return connected_.load(); }
   std::uint64_t peak() const { return peak_.load(); }
@@ -251,11 +252,12 @@ class fleet_observer final : public device::device_observer {
     return it->second;
   }
   void set_offline(std::string_view device) {
-    const auto i = find(device);
-    if (!i) return;
-    if (online_[*i].exchange(false)) {
+    if (const auto i = find(device)) set_offline(*i);
+  }
+  void set_offline(std::size_t i) {
+    if (online_[i].exchange(false)) {
       --connected_;
-      stats_.connection(*i, false);
+      stats_.connection(i, false);
     }
   }
   run_stats& stats_;
@@ -924,15 +926,14 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
                        [&finished](std::exception_ptr) { ++finished; });
         continue;
       }
-      auto device = [wait_for_start](device::azure_device_run r, fleet_observer& o, steady::time_point begin,
-                                     steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
-        co_await wait_for_start(begin, halt);
-        const std::string id = r.session.device_id;
-        if (!halt->load()) co_await device::run_azure_device(std::move(r), o, until, halt);
-        o.finished(id);
-      };
-      asio::co_spawn(rt.executor_for(i), device(std::move(run), observer, at, devices_until, devices_stop),
-                     [&finished](std::exception_ptr) { ++finished; });
+      // The device waits for its place on the ramp itself (start_at): a coroutine of ours
+      // around it would keep a frame of about 1 KiB per device for the whole run.
+      run.start_at = at;
+      asio::co_spawn(rt.executor_for(i), device::run_azure_device(std::move(run), observer, devices_until, devices_stop),
+                     [&finished, &observer, i](std::exception_ptr) {
+                       observer.finished(i);
+                       ++finished;
+                     });
     } else {
       device::aws_device_run run;
       run.device_profile = fleet[i].profile;
@@ -949,15 +950,14 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
                        [&finished](std::exception_ptr) { ++finished; });
         continue;
       }
-      auto device = [wait_for_start](device::aws_device_run r, fleet_observer& o, steady::time_point begin,
-                                     steady::time_point until, std::shared_ptr<std::atomic<bool>> halt) -> asio::awaitable<void> {
-        co_await wait_for_start(begin, halt);
-        const std::string id = r.session.thing_name;
-        if (!halt->load()) co_await device::run_aws_device(std::move(r), o, until, halt);
-        o.finished(id);
-      };
-      asio::co_spawn(rt.executor_for(i), device(std::move(run), observer, at, devices_until, devices_stop),
-                     [&finished](std::exception_ptr) { ++finished; });
+      // The device waits for its place on the ramp itself (start_at): a coroutine of ours
+      // around it would keep a frame of about 1 KiB per device for the whole run.
+      run.start_at = at;
+      asio::co_spawn(rt.executor_for(i), device::run_aws_device(std::move(run), observer, devices_until, devices_stop),
+                     [&finished, &observer, i](std::exception_ptr) {
+                       observer.finished(i);
+                       ++finished;
+                     });
     }
   }
 
