@@ -135,8 +135,12 @@ asio::awaitable<bool> subscribe_commands(std::shared_ptr<device_state> s) {
 // started (C2.4): a /get sent right after it can lose its answer, and a device that waited the
 // whole request timeout (10 s) would apply nothing meanwhile. Each try is a new request with a
 // new clientToken (an answer to an earlier one is then ignored), after 0.5 s, 1 s, 2 s, ...,
-// within the request timeout in all.
+// within the request timeout in all. The no_get_retry quirk is the device that waits.
 asio::awaitable<backends::device_result<json::object>> get_shadow(device_state& s, std::string_view shadow) {
+  if (s.p().quirks.no_get_retry) {
+    auto doc = co_await s.session.async_get(shadow, s.run.request_timeout);
+    co_return doc;
+  }
   const auto deadline = steady::now() + s.run.request_timeout;
   std::chrono::milliseconds wait{500};
   for (;;) {

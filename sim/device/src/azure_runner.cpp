@@ -207,13 +207,16 @@ asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_pt
     st->observer.desired_delivered(st->id, n.version, desired_via::notification);
     const auto gaps = st->reconciler.gaps();
     switch (st->reconciler.on_notification(n)) {
-      case backends::azure_desired_reconciler::verdict::apply:
+      case backends::azure_desired_reconciler::verdict::apply: {
         st->inbox.push_back(std::move(n));
         // A jump past last + 1: a notification is missing, overtaken or lost. Applying the
         // newer one and dropping the older as stale when it comes would lose the older one's
-        // properties; the twin's desired state settles what is in force (C1.3).
-        if (st->reconciler.gaps() > gaps && !st->p().quirks.ignore_desired_version) st->resync_wanted = true;
+        // properties; the twin's desired state settles what is in force (C1.3). The
+        // no_resync_on_gap quirk is the device that trusts the newer patch alone.
+        const auto& q = st->p().quirks;
+        if (st->reconciler.gaps() > gaps && !q.ignore_desired_version && !q.no_resync_on_gap) st->resync_wanted = true;
         break;
+      }
       case backends::azure_desired_reconciler::verdict::stale: st->observer.desired_stale(st->id, n.version); break;
       case backends::azure_desired_reconciler::verdict::buffered: break;
     }

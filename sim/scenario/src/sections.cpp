@@ -69,6 +69,8 @@ device::quirk_set read_quirks(const config::node& n, device::quirk_set base) {
   flag("shared_version_counter", base.shared_version_counter);
   flag("no_wait_between_reported", base.no_wait_between_reported);
   flag("duplicate_connection", base.duplicate_connection);
+  flag("no_resync_on_gap", base.no_resync_on_gap);
+  flag("no_get_retry", base.no_get_retry);
   return base;
 }
 

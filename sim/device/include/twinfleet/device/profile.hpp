@@ -174,6 +174,11 @@ struct quirk_set {
                                            // (a simulator that connects twice, C1.8): each
                                            // connection takes the other's over. The engine
                                            // runs the second client; the device code ignores it.
+  bool no_resync_on_gap = false;           // Azure: no GET on a desired $version gap (C1.3), so a
+                                           // notification overtaken by a newer one of another
+                                           // property is dropped as stale and its values lost
+  bool no_get_retry = false;               // AWS: a /get left unanswered (C2.4) is not asked again;
+                                           // the device waits its whole request timeout
 
   [[nodiscard]] bool any() const noexcept;
   friend bool operator==(const quirk_set&, const quirk_set&) = default;
