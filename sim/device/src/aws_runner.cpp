@@ -31,6 +31,7 @@ struct shadow_state {
   backends::aws_delta_filter filter;
   json::object mirrored;  // what this shadow's reported holds for the writable properties
   detail::fifo<backends::shadow_delta> inbox;
+  std::int64_t document_version = 0;  // the last GET's: deltas up to it are in force already
 };
 
 // A command request received on the convention's topic (aws_runner.hpp).
@@ -185,10 +186,10 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
           if (const auto* v = s->in_force.if_contains(w.name)) initial[w.name] = *v;
         }
         const std::string name = sh.name;
-        if (auto v = co_await report(s, name, initial)) {
-          sh.mirrored = initial;
-          sh.filter.on_document_applied(*v);
-        }
+        // The filter is not advanced to this update's version: its /update/accepted says
+        // nothing of desired state (C2.2), and a back end's write that created the shadow
+        // first (a lower version) is still due here as a delta, then re-fired at this one.
+        if (co_await report(s, name, initial)) sh.mirrored = initial;
         continue;
       }
       const auto version = doc->at("version").to_number<std::int64_t>();
@@ -199,6 +200,7 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
         }
       }
       sh.filter.on_document_applied(version);
+      sh.document_version = version;
       s->observer.desired_delivered(sh.key, version, desired_via::get);
       if (const auto* desired = state.if_contains("desired"); desired != nullptr && desired->is_object()) {
         s->observer.desired_received(sh.key, version);
@@ -334,6 +336,12 @@ asio::awaitable<void> aws_device_main(std::unique_ptr<aws_device_run> run_ptr, d
       while (!sh.inbox.empty()) {
         auto d = std::move(sh.inbox.front());
         sh.inbox.pop_front();
+        if (d.version <= sh.document_version) {
+          // Queued before a GET whose document was as new: applying it now would apply it
+          // twice, or an older state over the document's.
+          s->observer.desired_stale(sh.key, d.version);
+          continue;
+        }
         co_await detail::wait_apply_delay(*s, d.state);
         co_await apply(s, sh, d.state, d.version, desired_via::delta);
       }

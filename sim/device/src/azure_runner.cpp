@@ -49,6 +49,7 @@ struct device_state : detail::device_core {
   detail::fifo<backends::method_request> methods;
   bool lost = false;  // the connection ended (closed handler)
   bool first_connect = true;
+  std::int64_t document_version = 0;  // the last GET's desired $version: patches up to it are in force
   bool resync_wanted = false;  // a desired $version gap was seen: GET the twin again (C1.3)
 
   void poke() { wake.cancel(); }
@@ -123,6 +124,7 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
   s->observer.desired_delivered(s->id, twin->desired_version, desired_via::get);
   auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
   const auto applied_version = twin->desired_version;
+  s->document_version = twin->desired_version;
   for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
   s->resync_wanted = false;  // this GET settles any gap seen before it
   if (q.get_before_subscribe) {
@@ -153,6 +155,7 @@ asio::awaitable<void> resync(std::shared_ptr<device_state> s) {
   s->observer.desired_received(s->id, twin->desired_version);
   s->observer.desired_delivered(s->id, twin->desired_version, desired_via::get);
   auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
+  s->document_version = twin->desired_version;
   for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
   co_await send_report(s, std::move(acks));
   s->observer.desired_applied(s->id, twin->desired_version, status);
@@ -266,6 +269,11 @@ asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_pt
     while (!s->inbox.empty()) {
       auto n = std::move(s->inbox.front());
       s->inbox.pop_front();
+      if (n.version <= s->document_version && !s->p().quirks.ignore_desired_version) {
+        // Queued before a GET (a reconnect, a gap's resync) whose desired state was as new.
+        s->observer.desired_stale(s->id, n.version);
+        continue;
+      }
       co_await detail::wait_apply_delay(*s, n.patch);
       auto [acks, status] = apply_desired(*s, n.patch, n.version);
       co_await send_report(s, std::move(acks));

@@ -429,3 +429,66 @@ TEST_CASE("device events: an AWS device whose first /get answer is lost to a sub
   REQUIRE(shadow.has_value());
   CHECK(shadow->at("state").at("reported").at("brightness") == json::value(33));
 }
+
+TEST_CASE("device events: an AWS device that got a delta while it was still asking for its shadow applies the document "
+          "once and drops the delta the document covers",
+          "[device][aws][check][integration]") {
+  hub_fixture f;
+  // Subscriptions deliver only after 700 ms (C2.4): the device's /get at 0 s and its retry at
+  // 0.5 s go unanswered, the next at 1.5 s is answered. A write at about 1.1 s reaches the
+  // device as a delta while it waits, and the answer's document already holds it.
+  hub::fault_settings faults;
+  faults.subscription_activation_delay = 700ms;
+  f.hub->core().set_faults(faults, std::chrono::system_clock::now());
+  REQUIRE(f.hub->core()
+              .aws_update_shadow("sync-005", "", R"({"state":{"reported":{"brightness":80}}})", std::chrono::system_clock::now())
+              .has_value());
+
+  check::checker_options o;
+  o.run_start = steady::now();
+  check::sync_checker checker(o);
+  checker_feed seen(checker);
+  device::aws_device_run run;
+  run.device_profile = bulb_profile("");
+  run.session.thing_name = "sync-005";
+  run.session.client_id = "sync-005";
+  run.hub = f.hub->listeners().at(0).endpoint;
+  bool done = false;
+  asio::co_spawn(f.io, device::run_aws_device(run, seen, steady::now() + 3s), [&](std::exception_ptr) { done = true; });
+  auto driver = [&]() -> asio::awaitable<void> {
+    while (seen.sessions_started.empty()) co_await pause(5ms);
+    co_await pause(1100ms);
+    const auto sent = steady::now();
+    auto w = f.hub->core().aws_update_shadow("sync-005", "", R"({"state":{"desired":{"brightness":42}}})",
+                                             std::chrono::system_clock::now());
+    REQUIRE(w.has_value());
+    checker.desired_written("sync-005", w->at("version").to_number<std::int64_t>(), json::object{{"brightness", 42}}, sent);
+  };
+  asio::co_spawn(f.io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  f.run_until(done, 20s);
+  REQUIRE(done);
+  auto shadow = f.hub->core().aws_get_shadow("sync-005", "", std::chrono::system_clock::now());
+  REQUIRE(shadow.has_value());
+  const auto& state = shadow->at("state").as_object();
+  checker.audit("sync-005", state.at("desired").as_object(), state.at("reported").as_object(),
+                check::device_mapping{{{"brightness", "brightness", check::ack_form::mirror}}}, steady::now());
+
+  // The delta came first, then a document at least as new.
+  const auto delta_at = std::find_if(seen.delivered.begin(), seen.delivered.end(),
+                                     [](const auto& d) { return d.second == device::desired_via::delta; });
+  const auto get_at = std::find_if(seen.delivered.begin(), seen.delivered.end(),
+                                   [](const auto& d) { return d.second == device::desired_via::get; });
+  REQUIRE(delta_at != seen.delivered.end());
+  REQUIRE(get_at != seen.delivered.end());
+  REQUIRE(delta_at < get_at);
+  REQUIRE(get_at->first >= delta_at->first);
+  // Applied once, from the document; the queued delta dropped.
+  CHECK(std::none_of(seen.applied.begin(), seen.applied.end(), [](const auto& a) { return a.second == device::desired_via::delta; }));
+  CHECK(state.at("reported").at("brightness") == json::value(42));
+  const auto r = checker.finish(steady::now());
+  INFO(json::serialize(r.to_json()));
+  CHECK(r.total_anomalies() == 0);
+  CHECK(r.converged == 1);
+}
