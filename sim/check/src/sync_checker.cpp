@@ -111,6 +111,7 @@ struct key_state {
   std::vector<write_record> writes;
   std::vector<event_record> delivered;  // in arrival order
   std::vector<event_record> applied;    // in arrival order
+  std::vector<std::pair<std::int64_t, time_point>> in_sync;  // service_in_sync, in arrival order
   // Online rules.
   std::int64_t max_delivered = 0;
   std::int64_t max_delivered_before_last = 0;  // before the latest delivery
@@ -273,6 +274,14 @@ void sync_checker::desired_delivered(std::string_view key, std::int64_t version,
   k.max_delivered_before_last = k.max_delivered;
   k.last_delivered = version;
   k.max_delivered = std::max(k.max_delivered, version);
+}
+
+void sync_checker::service_in_sync(std::string_view key, std::int64_t version, time_point at) {
+  auto& sh = impl_->shard_for(key);
+  std::lock_guard lock(sh.m);
+  auto& k = sh.keys[std::string(key)];
+  // Only a newer version says more; the first time each version was seen in sync is kept.
+  if (k.in_sync.empty() || version > k.in_sync.back().first) k.in_sync.emplace_back(version, at);
 }
 
 void sync_checker::desired_dropped(std::string_view key, std::int64_t version, time_point at) {
@@ -470,7 +479,14 @@ sync_report sync_checker::finish(time_point) const {
           not_judged();
           continue;
         }
-        if (auto t = covered_at(w, k.applied, by_version)) {
+        auto t = covered_at(w, k.applied, by_version);
+        // Seen in sync by the service at a version ≥ the write's: in force from then on.
+        for (const auto& [v, at] : k.in_sync) {
+          if (v < w.version) continue;
+          if (!t || at < *t) t = at;
+          break;
+        }
+        if (t) {
           ++r.desired_writes;
           ++r.converged;
           if (*t - w.at <= opt.deadline) ++r.converged_within_deadline;

@@ -780,13 +780,16 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       if (made) shadow_observer = std::move(*made);
     }
     if (shadow_observer) {
-      shadow_observer->set_handler([&tracker, &index, &fleet](const backends::shadow_document_event& e) {
+      shadow_observer->set_handler([&tracker, &checker, &index, &fleet](const backends::shadow_document_event& e) {
         const auto key = e.shadow.empty() ? e.thing : device::shadow_key(e.thing, e.shadow);
         const auto it = index.find(key);
         if (it == index.end()) return;  // not this process's thing (another worker's, or not the fleet's)
         const auto& d = fleet[it->second];
         if (d.via != scenario::dialect::aws) return;
-        if (const auto v = converged_version(e, *d.profile)) tracker.applied(key, it->second, *v, e.received_steady);
+        if (const auto v = converged_version(e, *d.profile)) {
+          tracker.applied(key, it->second, *v, e.received_steady);
+          checker.service_in_sync(key, *v, e.received_steady);  // the checker's convergence time, too
+        }
       });
       shadow_observer->set_closed_handler([&observer, out](boost::system::error_code) {
         observer.aws_by_service = false;

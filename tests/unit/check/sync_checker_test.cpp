@@ -119,6 +119,40 @@ TEST_CASE("sync check: a device that hears of a write before the back end record
   CHECK(r.converged_within_deadline == 1);
 }
 
+TEST_CASE("sync check: an AWS write the service sees in sync at once (no delta: it equals what is reported) converges then, "
+          "not at the next delta the device applies",
+          "[check]") {
+  check::sync_checker c(options());
+  c.session_started("bulb-1", 1, at(0ms));
+  deliver_and_apply(c, "bulb-1", 1, delivery::document, 10ms);
+  // Version 2 equals reported: no delta; its own shadow document is in sync.
+  c.desired_written("bulb-1", 2, patch(R"({"on":true})"), at(100ms));
+  c.service_in_sync("bulb-1", 2, at(104ms));
+  // Version 3, 8 s later, makes a delta the device applies.
+  c.desired_written("bulb-1", 3, patch(R"({"brightness":30})"), at(8100ms));
+  deliver_and_apply(c, "bulb-1", 3, delivery::delta, 8110ms);
+  c.service_in_sync("bulb-1", 3, at(8120ms));
+  // An older version said again changes nothing.
+  c.service_in_sync("bulb-1", 2, at(8130ms));
+  const auto r = c.finish(at(10s));
+  INFO(describe(r));
+  CHECK(r.total_anomalies() == 0);
+  CHECK(r.desired_writes == 2);
+  CHECK(r.converged == 2);
+  CHECK(r.converged_within_deadline == 2);
+
+  // Without the service's view, version 2 converges only with the delta of version 3, 8 s on.
+  check::sync_checker d(options());
+  d.session_started("bulb-1", 1, at(0ms));
+  deliver_and_apply(d, "bulb-1", 1, delivery::document, 10ms);
+  d.desired_written("bulb-1", 2, patch(R"({"on":true})"), at(100ms));
+  d.desired_written("bulb-1", 3, patch(R"({"brightness":30})"), at(8100ms));
+  deliver_and_apply(d, "bulb-1", 3, delivery::delta, 8110ms);
+  const auto late = d.finish(at(10s));
+  CHECK(late.converged == 2);
+  CHECK(late.converged_within_deadline == 1);
+}
+
 TEST_CASE("sync check: writes while offline reconciled by the GET after reconnecting are no anomaly", "[check]") {
   check::sync_checker c(options());
   c.session_started("bulb-1", 1, at(0ms));

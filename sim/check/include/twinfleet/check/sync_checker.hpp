@@ -175,6 +175,12 @@ class sync_checker {
   void reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial, std::int64_t hub_version,
                          time_point at);
 
+  // The service saw `key` in sync at `version`: a shadow document whose desired state is all
+  // mirrored in reported (the engine's observer of AWS shadow documents). Every write up to
+  // `version` counts as converged from `at` on — also one the device never had to apply (an
+  // AWS write equal to what is reported makes no delta). No online rule looks at it.
+  void service_in_sync(std::string_view key, std::int64_t version, time_point at);
+
   // ---- the final audit ----
   // The twin/shadow read back through the service API: `desired` and `reported` documents
   // (Azure properties.desired / properties.reported, "$" members allowed; AWS state.desired /
