@@ -102,7 +102,7 @@ class aws_shadow_observer {
   // net_errc::connection_lost.
   void set_closed_handler(closed_handler handler);
 
-  // Connects and subscribes to both document filters (QoS 1); completes when both SUBACKs
+  // Connects and subscribes to both document filters (QoS 0: see the .cpp); completes when both SUBACKs
   // granted. Errors: connack_errc (net/error.hpp) when the broker refuses the CONNECT
   // (not_authorized when it refuses the certificate), errc::connection_refused for any other
   // connect failure (TCP, TLS; Paho's words in last_error()), errc::permission_denied when a
