@@ -150,6 +150,7 @@ twin::result<json::object> merge_summaries(std::vector<json::object> shards, con
   json::object anomalies;
   json::object examples;
   json::object observed;
+  json::object aws_observer;  // numbers summed; convergence_from "observer" only when every shard's was
   bool any_sync = false;
   bool any_anomalies = false;
   std::optional<double> deadline;
@@ -232,6 +233,17 @@ twin::result<json::object> merge_summaries(std::vector<json::object> shards, con
         }
       }
       if (const auto* ob = detail::object_at(*sy, "observed")) add_numbers(observed, *ob);
+      if (const auto* ao = detail::object_at(*sy, "aws_observer")) {
+        add_numbers(aws_observer, *ao);
+        if (const auto* from = ao->if_contains("convergence_from"); from != nullptr && from->is_string()) {
+          const auto* had = aws_observer.if_contains("convergence_from");
+          if (had == nullptr || *had == *from) {
+            aws_observer["convergence_from"] = *from;
+          } else {
+            aws_observer["convergence_from"] = "mixed";  // some shards fell back to the devices' path
+          }
+        }
+      }
     }
 
     if (const auto* en = detail::object_at(s, "engine")) {
@@ -316,6 +328,7 @@ twin::result<json::object> merge_summaries(std::vector<json::object> shards, con
     if (any_anomalies) sync["anomalies"] = std::move(anomalies);
     if (!examples.empty()) sync["examples"] = std::move(examples);
     if (!observed.empty()) sync["observed"] = std::move(observed);
+    if (!aws_observer.empty()) sync["aws_observer"] = std::move(aws_observer);
     out["sync"] = std::move(sync);
   }
 

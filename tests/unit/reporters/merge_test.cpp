@@ -124,6 +124,31 @@ TEST_CASE("merging two shards adds counts and recomputes percentiles from the me
   CHECK_FALSE(r.ok);
 }
 
+TEST_CASE("merging keeps the AWS observer's figures: counts added, the convergence source kept or marked mixed",
+          "[reporters][merge]") {
+  auto with_observer = [](json::object s, const char* from, int documents) {
+    s["sync"].as_object()["aws_observer"] =
+        json::object{{"convergence_from", from}, {"documents", documents}, {"malformed", 1}, {"hub_updates", documents + 5}};
+    return s;
+  };
+  auto a = shard(10, 10, 5, 30, "2026-11-29T12:00:00Z");
+  auto b = shard(10, 10, 5, 30, "2026-11-29T12:00:01Z");
+  auto same = reporters::merge_summaries({with_observer(a, "observer", 100), with_observer(b, "observer", 50)});
+  REQUIRE(same);
+  const auto& o = same->at("sync").at("aws_observer").as_object();
+  CHECK(o.at("convergence_from") == "observer");
+  CHECK(o.at("documents") == 150);
+  CHECK(o.at("malformed") == 2);
+  CHECK(o.at("hub_updates") == 160);
+  auto mixed = reporters::merge_summaries({with_observer(a, "observer", 100), with_observer(b, "devices", 0)});
+  REQUIRE(mixed);
+  CHECK(mixed->at("sync").at("aws_observer").at("convergence_from") == "mixed");
+  // Shards without an observer (Azure only) merge to none.
+  auto none = reporters::merge_summaries({a, b});
+  REQUIRE(none);
+  CHECK_FALSE(none->at("sync").as_object().contains("aws_observer"));
+}
+
 TEST_CASE("merging is exact: the merged histogram equals one recorded from all samples", "[reporters][merge]") {
   auto a = shard(3, 10, 1, 1, "2026-11-29T12:00:00Z");
   auto b = shard(70, 30, 1, 1, "2026-11-29T12:00:00Z");
