@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -27,6 +28,8 @@ struct race {
   const char* observed;    // sync.observed.<name> that shows the fault struck (or "")
   // More checks of the buggy run's summary.json, for a race whose proof needs them.
   void (*also_buggy)(const boost::json::object& summary) = nullptr;
+  // The same for the correct run.
+  void (*also_correct)(const boost::json::object& summary) = nullptr;
 };
 
 struct outcome {
@@ -100,7 +103,15 @@ void check_race(const race& r) {
     // The same faults struck the correct device, which handled them.
     if (*r.observed != '\0') CHECK(number_at(sync, "observed", r.observed) > 0);
     CHECK(sync.at("convergence_ratio").to_number<double>() == 1.0);
+    if (r.also_correct != nullptr) r.also_correct(correct.summary);
   }
+}
+
+// operations.<op>.<field> of a summary (count, errors), or -1.
+std::int64_t operation(const boost::json::object& summary, std::string_view op, std::string_view field) {
+  const auto* ops = summary.if_contains("operations");
+  if (ops == nullptr || !ops->is_object()) return -1;
+  return number_at(ops->as_object(), op, field);
 }
 
 }  // namespace
@@ -163,4 +174,51 @@ TEST_CASE("races: two clients with one device id take each other over (C1.8) —
                 CHECK(devices.at("connected_peak").to_number<std::int64_t>() == 20);
                 CHECK(devices.at("connect_failures").to_number<std::int64_t>() == 0);
               }});
+}
+
+TEST_CASE("races: Azure patches of different properties reordered, no GET on a $version gap (C1.3) — divergence",
+          "[races][integration]") {
+  race r{"azure-gap-reorder.yaml", "no_resync_on_gap", "divergence", "gap-bulb-", "out_of_order_deliveries"};
+  r.also_buggy = [](const boost::json::object& summary) {
+    const auto& sync = summary.at("sync").as_object();
+    // The overtaken patch was delivered and dropped by version, as it should be: nothing is
+    // lost or applied stale, the harm is only the property the dropped patch alone carried.
+    CHECK(number_at(sync, "anomalies", "lost_update") == 0);
+    CHECK(number_at(sync, "anomalies", "stale_apply") == 0);
+    CHECK(number_at(sync, "observed", "stale_notifications_dropped") > 0);
+    CHECK(sync.at("converged").to_number<std::int64_t>() < sync.at("desired_writes").to_number<std::int64_t>());
+    // One GET per device, at its connect: no resync.
+    CHECK(operation(summary, "twin_get", "count") == 30);
+  };
+  r.also_correct = [](const boost::json::object& summary) {
+    // The gaps made the correct device GET its twin again (C1.3), many times.
+    CHECK(operation(summary, "twin_get", "count") > 30 + 20);
+    CHECK(operation(summary, "twin_get", "errors") == 0);
+  };
+  check_race(r);
+}
+
+TEST_CASE("races: AWS /get right after SUBACK loses its answer, the device waits its whole request timeout (C2.4) — lost_update",
+          "[races][integration]") {
+  race r{"subscription-activation.yaml", "no_get_retry", "lost_update", "sub-bulb-", ""};
+  r.also_buggy = [](const boost::json::object& summary) {
+    const auto& sync = summary.at("sync").as_object();
+    // Every /get went unanswered, and the device, still waiting, applied nothing: no write
+    // converged (but a write of the value already reported, which makes no delta, B4), and the
+    // bulbs written to diverge.
+    CHECK(operation(summary, "twin_get", "count") == 20);
+    CHECK(operation(summary, "twin_get", "errors") == 20);
+    CHECK(sync.at("converged").to_number<std::int64_t>() <=
+          std::max<std::int64_t>(0, number_at(sync, "observed", "writes_already_in_force")));
+    CHECK(number_at(sync, "anomalies", "divergence") > 0);
+  };
+  r.also_correct = [](const boost::json::object& summary) {
+    // The first /get of each device was lost too; the second, 0.5 s later, was answered
+    // (twin_get times the device's whole read, tries included) and brought every write.
+    CHECK(operation(summary, "twin_get", "count") == 20);
+    CHECK(operation(summary, "twin_get", "errors") == 0);
+    const auto& latency = summary.at("operations").at("twin_get").at("latency_ms").as_object();
+    CHECK(latency.at("p50").to_number<double>() >= 450.0);
+  };
+  check_race(r);
 }
