@@ -15,7 +15,12 @@ thread_local bool stopping = false;
 bool stopping_on_this_thread() noexcept { return stopping; }
 
 sleeper::sleeper(boost::asio::steady_timer& wake) : wake_(&wake) { sleepers.insert(wake_); }
-sleeper::~sleeper() { sleepers.erase(wake_); }
+sleeper::~sleeper() {
+  sleepers.erase(wake_);
+  // A thread's stop ends with its last device: devices started here later sleep again (tests
+  // run one device after another on one thread).
+  if (sleepers.empty()) stopping = false;
+}
 
 std::uint64_t next_session_serial() noexcept {
   static std::atomic<std::uint64_t> serial{0};

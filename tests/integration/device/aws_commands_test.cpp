@@ -153,6 +153,7 @@ TEST_CASE("aws device: commands on the twinfleet topic convention are answered w
     t.expires_after(200ms);
     co_await t.async_wait(asio::use_awaitable);
     stop->store(true);
+    device::wake_devices_on_this_thread();  // the device runs on this thread: it ends now, not at its next wake-up
     (void)co_await backend.async_disconnect();
     driver_done = true;
   };
@@ -245,6 +246,7 @@ TEST_CASE("aws command client: a back end's call is answered by the device, unkn
     unreachable = std::move(d);
     co_await commands.async_stop();
     stop->store(true);
+    device::wake_devices_on_this_thread();  // the device runs on this thread: it ends now, not at its next wake-up
     driver_done = true;
   };
   asio::co_spawn(io, driver(), [](std::exception_ptr e) {

@@ -74,7 +74,8 @@ class device_observer {
 
 // Wakes every device coroutine sleeping on this thread (call it on each device thread, e.g.
 // by posting it to each executor, after setting the devices' stop flag): devices do not poll
-// the flag more often than every 5 s, so a stop without it is seen late.
+// the flag more often than every 60 s, so a stop without it is seen late. The thread's stop
+// lasts until its last device has ended.
 void wake_devices_on_this_thread();
 
 struct azure_device_run {
@@ -92,7 +93,7 @@ struct azure_device_run {
 };
 
 // Runs the device until `until` or until `stop` becomes true (a sleeping device sees the flag
-// within 5 s, at once when wake_devices_on_this_thread() runs on its thread), then disconnects. Never throws; failures go to the observer and the device carries on as a
+// within 60 s, at once when wake_devices_on_this_thread() runs on its thread), then disconnects. Never throws; failures go to the observer and the device carries on as a
 // real one would (reconnecting with back-off).
 boost::asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& observer,
                                               std::chrono::steady_clock::time_point until,

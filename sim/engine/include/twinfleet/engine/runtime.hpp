@@ -28,7 +28,9 @@ namespace twinfleet::engine {
 
 struct runtime_options {
   std::size_t threads = 0;  // 0: std::thread::hardware_concurrency()
-  std::chrono::milliseconds probe_interval{10};
+  // 50 ms: a stall shorter than that can go unseen, but every probe wakes its thread; at 10 ms
+  // the probes of two threads were most of an idle run's CPU (bench/README.md, idle CPU).
+  std::chrono::milliseconds probe_interval{50};
   // Each probe's lateness, on the probing thread (e.g. into a metrics histogram); optional.
   std::function<void(std::chrono::nanoseconds)> on_lag;
 };
