@@ -142,6 +142,27 @@ asio::awaitable<void> pause(std::chrono::milliseconds d) {
   co_await t.async_wait(asio::use_awaitable);
 }
 
+// A bulb on the AWS dialect, thing and client id `thing`, reaching the fixture's hub.
+device::aws_device_run aws_bulb(hub_fixture& f, const std::string& thing) {
+  device::aws_device_run run;
+  run.device_profile = bulb_profile("");
+  run.session.thing_name = thing;
+  run.session.client_id = thing;
+  run.hub = f.hub->listeners().at(0).endpoint;
+  return run;
+}
+
+// The hub delivers on a new subscription only after `delay` (C2.4).
+void activation_delay(hub_fixture& f, std::chrono::milliseconds delay) {
+  hub::fault_settings faults;
+  faults.subscription_activation_delay = delay;
+  f.hub->core().set_faults(faults, std::chrono::system_clock::now());
+}
+
+void update_shadow(hub_fixture& f, std::string_view thing, std::string_view document) {
+  REQUIRE(f.hub->core().aws_update_shadow(thing, "", document, std::chrono::system_clock::now()).has_value());
+}
+
 }  // namespace
 
 TEST_CASE("device events: a correct Azure device under duplicated and reordered notifications and forced disconnects reports "
@@ -399,23 +420,15 @@ TEST_CASE("device events: an AWS device whose first /get answer is lost to a sub
           "reconciles without waiting out its request timeout (C2.4)",
           "[device][aws][check][integration]") {
   hub_fixture f;
-  hub::fault_settings faults;
-  faults.subscription_activation_delay = 300ms;
-  f.hub->core().set_faults(faults, std::chrono::system_clock::now());
+  activation_delay(f, 300ms);
   // Desired state written before the device connects: only a /get can bring it.
-  REQUIRE(f.hub->core()
-              .aws_update_shadow("sync-004", "", R"({"state":{"desired":{"brightness":33}}})", std::chrono::system_clock::now())
-              .has_value());
+  update_shadow(f, "sync-004", R"({"state":{"desired":{"brightness":33}}})");
 
   check::checker_options o;
   o.run_start = steady::now();
   check::sync_checker checker(o);
   checker_feed seen(checker);
-  device::aws_device_run run;
-  run.device_profile = bulb_profile("");
-  run.session.thing_name = "sync-004";
-  run.session.client_id = "sync-004";
-  run.hub = f.hub->listeners().at(0).endpoint;
+  auto run = aws_bulb(f, "sync-004");
   run.request_timeout = 10s;
   bool done = false;
   // The device runs 3 s: a first /get that waited out its 10 s timeout would end it unreconciled.
@@ -437,22 +450,14 @@ TEST_CASE("device events: an AWS device that got a delta while it was still aski
   // Subscriptions deliver only after 700 ms (C2.4): the device's /get at 0 s and its retry at
   // 0.5 s go unanswered, the next at 1.5 s is answered. A write at about 1.1 s reaches the
   // device as a delta while it waits, and the answer's document already holds it.
-  hub::fault_settings faults;
-  faults.subscription_activation_delay = 700ms;
-  f.hub->core().set_faults(faults, std::chrono::system_clock::now());
-  REQUIRE(f.hub->core()
-              .aws_update_shadow("sync-005", "", R"({"state":{"reported":{"brightness":80}}})", std::chrono::system_clock::now())
-              .has_value());
+  activation_delay(f, 700ms);
+  update_shadow(f, "sync-005", R"({"state":{"reported":{"brightness":80}}})");
 
   check::checker_options o;
   o.run_start = steady::now();
   check::sync_checker checker(o);
   checker_feed seen(checker);
-  device::aws_device_run run;
-  run.device_profile = bulb_profile("");
-  run.session.thing_name = "sync-005";
-  run.session.client_id = "sync-005";
-  run.hub = f.hub->listeners().at(0).endpoint;
+  const auto run = aws_bulb(f, "sync-005");
   bool done = false;
   asio::co_spawn(f.io, device::run_aws_device(run, seen, steady::now() + 3s), [&](std::exception_ptr) { done = true; });
   auto driver = [&]() -> asio::awaitable<void> {
