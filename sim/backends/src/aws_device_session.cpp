@@ -7,9 +7,13 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
+#include <cstdio>
 #include <span>
 
 namespace twinfleet::backends {
@@ -20,8 +24,19 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::string_view things_prefix = "$aws/things/";
-// clientToken ≤ 64 bytes (B3.1): the client id's first 40 bytes, '-', a decimal counter.
-constexpr std::size_t token_prefix_max = 40;
+// clientToken ≤ 64 bytes (B3.1): the client id's first 32 bytes, '-', the session's tag (8 hex
+// digits), '-', a decimal counter (≤ 20 digits). The tag tells apart two sessions of one
+// client id — two clients that take each other over (C1.8), in one process or two — which
+// would otherwise number their requests alike and take each other's answers for their own.
+constexpr std::size_t token_prefix_max = 32;
+
+std::string session_tag() {
+  // An odd step visits every 32-bit value once; the start differs per process.
+  static std::atomic<std::uint32_t> next{static_cast<std::uint32_t>(::getpid()) * 2654435761u};
+  char tag[9];
+  std::snprintf(tag, sizeof tag, "%08x", static_cast<unsigned>(next.fetch_add(0x9E3779B9u)));
+  return tag;
+}
 
 std::string_view operation_name(shadow_operation op) {
   switch (op) {
@@ -101,7 +116,7 @@ struct aws_device_session::impl {
   impl(asio::any_io_executor ex, aws_device_config c, const net::client_options& options)
       : config(std::move(c)), connection(std::move(ex), options) {
     if (config.client_id.empty()) config.client_id = config.thing_name;
-    token_prefix = config.client_id.substr(0, token_prefix_max) + "-";
+    token_prefix = config.client_id.substr(0, token_prefix_max) + "-" + session_tag() + "-";
   }
 
   aws_device_config config;

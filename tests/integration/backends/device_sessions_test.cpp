@@ -428,6 +428,35 @@ TEST_CASE("azure session: subscription activation delay loses the notification, 
   }());
 }
 
+TEST_CASE("aws session: two sessions of one client id put different tags in their clientTokens (C1.8)", "[backends][aws]") {
+  hub_fixture h(hub::auth_mode::open);
+  run(h.io, [&]() -> asio::awaitable<void> {
+    backends::aws_device_config config;
+    config.thing_name = "lamp-2";
+    std::vector<std::string> tokens;
+    for (int i = 0; i < 2; ++i) {
+      backends::aws_device_session s(co_await asio::this_coro::executor, config);
+      const net::client_transport plain;
+      const auto ec = co_await s.async_connect(h.plain, plain, request_timeout);
+      REQUIRE_FALSE(ec);
+      const auto sub = co_await s.async_subscribe_shadow("");
+      REQUIRE_FALSE(sub);
+      const auto state = jo(R"({"reported":{"on":true}})");
+      auto u = co_await s.async_update("", state, std::nullopt, request_timeout);
+      REQUIRE(u);
+      tokens.emplace_back(u->at("clientToken").as_string());
+      (void)co_await s.async_disconnect();
+    }
+    // "lamp-2-<tag>-1" both times: the same client id and counter, different tags.
+    for (const auto& t : tokens) {
+      CHECK(t.starts_with("lamp-2-"));
+      CHECK(t.ends_with("-1"));
+      CHECK(t.size() <= 64);
+    }
+    CHECK(tokens.at(0) != tokens.at(1));
+  }());
+}
+
 TEST_CASE("aws session: update, get, delete with clientToken, 409 on a stale version, deltas", "[backends][aws]") {
   hub_fixture h(hub::auth_mode::open);
   run(h.io, [&]() -> asio::awaitable<void> {
