@@ -35,7 +35,6 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
-#include <iterator>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -333,22 +332,9 @@ twin::result<backends::aws_shadow_observer_options> shadow_observer_options(cons
     o.private_key_file = a->key;
     return o;
   }
-  json::object description;
-  if (target.embedded) {
-    description = target.embedded->describe();
-  } else if (const auto* remote = std::get_if<scenario::hub_target>(&s.target)) {
-    auto file = remote->hub_json;
-    if (file.is_relative() && !s.source.empty()) file = s.source.parent_path() / file;
-    std::ifstream in(file);
-    boost::system::error_code ec;
-    auto parsed = json::parse(std::string(std::istreambuf_iterator<char>(in), {}), ec);
-    if (ec || !parsed.is_object()) return twin::error{1, "cannot read " + file.string()};
-    description = std::move(parsed.as_object());
-  } else {
-    return twin::error{1, "no AWS broker in this target"};
-  }
+  if (target.hub_description.empty()) return twin::error{1, "no AWS broker in this target"};
   if (target.tls) {
-    auto from_hub = backends::aws_shadow_observer_options_from_hub_json(description);
+    auto from_hub = backends::aws_shadow_observer_options_from_hub_json(target.hub_description);
     if (!from_hub) return twin::error{1, from_hub.error().message};
     o = std::move(*from_hub);
   } else {
@@ -804,12 +790,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
             *r = ec;
           }(*shadow_observer, started),
           asio::detached);
-      const auto deadline = steady::now() + chosen->connect_timeout + std::chrono::seconds(5);
-      hub_io.restart();
-      while (!started->has_value() && steady::now() < deadline) {
-        if (hub_io.run_one_for(std::chrono::milliseconds(100)) == 0 && hub_io.stopped()) hub_io.restart();
-      }
-      hub_io.restart();
+      detail::run_until(hub_io, [&] { return started->has_value(); }, steady::now() + chosen->connect_timeout + std::chrono::seconds(5));
       if (!started->has_value() || **started) {
         failure = started->has_value() ? (**started).message() : "no answer";
         if (!shadow_observer->last_error().empty()) failure += " (" + shadow_observer->last_error() + ")";

@@ -366,7 +366,17 @@ twin::result<std::unique_ptr<run_target>> open_target(const scenario::scenario& 
     return t;
   }
   if (auto opened = open_hub(*t, description, hub_io); !opened) return opened.error();
+  t->hub_description = std::move(description);
   return t;
+}
+
+bool run_until(asio::io_context& hub_io, const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline) {
+  hub_io.restart();
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    if (hub_io.run_one_for(std::chrono::milliseconds(250)) == 0 && hub_io.stopped()) hub_io.restart();
+  }
+  hub_io.restart();
+  return done();
 }
 
 }  // namespace twinfleet::engine::detail
@@ -447,16 +457,6 @@ asio::awaitable<void> registry_worker(std::shared_ptr<registry_walk> walk, backe
     ++walk->ready;
   }
   if (--walk->workers == 0) walk->done = true;
-}
-
-// Drives `hub_io` on this thread until `done()` or the deadline; true when done.
-bool run_until(asio::io_context& hub_io, const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline) {
-  hub_io.restart();
-  while (!done() && std::chrono::steady_clock::now() < deadline) {
-    if (hub_io.run_one_for(250ms) == 0 && hub_io.stopped()) hub_io.restart();
-  }
-  hub_io.restart();
-  return done();
 }
 
 twin::result<void> provision_azure(run_target& t, const scenario::azure_target& a,

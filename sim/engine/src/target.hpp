@@ -54,6 +54,10 @@ class run_target {
   std::unique_ptr<backends::azure_service_client> azure;
   std::unique_ptr<backends::aws_service_client> aws;
 
+  // target: local and hub — what the hub says of itself (hub.json, or the embedded hub's
+  // describe()): listeners, keys, the back-end certificate.
+  boost::json::object hub_description;
+
   // The embedded hub (target: local) or null; faults of the scenario apply to it only.
   std::unique_ptr<hub::local_hub> embedded;
   std::filesystem::path scratch;  // files of the embedded hub, removed by close()
@@ -68,6 +72,10 @@ class run_target {
   void close(std::function<void()> done);
   ~run_target();
 };
+
+// Drives `hub_io` on this thread until `done()` or the deadline, before the hub thread runs
+// it (provisioning, the AWS observer's start); true when done.
+bool run_until(boost::asio::io_context& hub_io, const std::function<bool()>& done, std::chrono::steady_clock::time_point deadline);
 
 // Opens the scenario's target: starts the embedded hub or reads hub.json, or for azure and aws
 // resolves the secrets, loads the certificates, checks that the device endpoint answers and
