@@ -864,38 +864,29 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   };
   // The device coroutine of such a device: both clients, until both have ended. Captureless and
   // taking everything by value (the coroutine outlives this scope).
-  auto run_twice = []<class Run>(Run first, std::string id, fleet_observer& o, steady::time_point begin, steady::time_point until,
-                                 std::shared_ptr<std::atomic<bool>> halt, auto wait_for_start,
+  // Both clients wait for the device's place on the ramp in their runners (start_at).
+  auto run_twice = []<class Run>(Run first, std::size_t i, fleet_observer& o, steady::time_point until,
+                                 std::shared_ptr<std::atomic<bool>> halt,
                                  asio::awaitable<void> (*run_device)(Run, device::device_observer&, steady::time_point,
                                                                     std::shared_ptr<const std::atomic<bool>>)) -> asio::awaitable<void> {
-    co_await wait_for_start(begin, halt);
-    if (!halt->load()) {
-      auto shared = std::make_shared<shared_id_observer>(o);
-      auto second = first;
-      second.seed = device::mix_seed(first.seed, 0xC18);  // its own back-off jitter
-      auto ex = co_await asio::this_coro::executor;
-      auto done = std::make_shared<bool>(false);
-      auto wake = std::make_shared<asio::steady_timer>(ex, steady::time_point::max());
-      auto client = [](Run r, std::shared_ptr<shared_id_observer> obs, steady::time_point u, std::shared_ptr<std::atomic<bool>> h,
-                       decltype(run_device) run) -> asio::awaitable<void> { co_await run(std::move(r), *obs, u, h); };
-      asio::co_spawn(ex, client(std::move(second), shared, until, halt, run_device), [done, wake](std::exception_ptr) {
-        *done = true;
-        wake->cancel();
-      });
-      co_await run_device(std::move(first), *shared, until, halt);
-      while (!*done) (void)co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-    o.finished(id);
+    auto shared = std::make_shared<shared_id_observer>(o);
+    auto second = first;
+    second.seed = device::mix_seed(first.seed, 0xC18);  // its own back-off jitter
+    auto ex = co_await asio::this_coro::executor;
+    auto done = std::make_shared<bool>(false);
+    auto wake = std::make_shared<asio::steady_timer>(ex, steady::time_point::max());
+    auto client = [](Run r, std::shared_ptr<shared_id_observer> obs, steady::time_point u, std::shared_ptr<std::atomic<bool>> h,
+                     decltype(run_device) run) -> asio::awaitable<void> { co_await run(std::move(r), *obs, u, h); };
+    asio::co_spawn(ex, client(std::move(second), shared, until, halt, run_device), [done, wake](std::exception_ptr) {
+      *done = true;
+      wake->cancel();
+    });
+    co_await run_device(std::move(first), *shared, until, halt);
+    while (!*done) (void)co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
+    o.finished(i);
   };
   for (std::size_t i = 0; i < fleet.size(); ++i) {
     const auto at = start + std::chrono::duration_cast<steady::duration>(ramp[i]);
-    auto wait_for_start = [](steady::time_point begin, const std::shared_ptr<std::atomic<bool>>& halt) -> asio::awaitable<void> {
-      asio::steady_timer t(co_await asio::this_coro::executor);
-      while (steady::now() < begin && !halt->load()) {
-        t.expires_at(std::min(begin, steady::now() + std::chrono::milliseconds(250)));
-        (void)co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      }
-    };
     if (fleet[i].via == scenario::dialect::azure) {
       device::azure_device_run run;
       run.device_profile = fleet[i].profile;
@@ -904,15 +895,14 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.session.device_id = fleet[i].id;
       target.configure(run);
       spread_source(run.transport, run.hub, i);
-      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
-        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), fleet[i].id, observer, at, devices_until, devices_stop,
-                                                     wait_for_start, &device::run_azure_device),
-                       [&finished](std::exception_ptr) { ++finished; });
-        continue;
-      }
       // The device waits for its place on the ramp itself (start_at): a coroutine of ours
       // around it would keep a frame of about 1 KiB per device for the whole run.
       run.start_at = at;
+      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
+        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), i, observer, devices_until, devices_stop, &device::run_azure_device),
+                       [&finished](std::exception_ptr) { ++finished; });
+        continue;
+      }
       asio::co_spawn(rt.executor_for(i), device::run_azure_device(std::move(run), observer, devices_until, devices_stop),
                      [&finished, &observer, i](std::exception_ptr) {
                        observer.finished(i);
@@ -928,15 +918,14 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.shadows = fleet[i].shadows;
       target.configure(run);
       spread_source(run.transport, run.hub, i);
-      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
-        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), fleet[i].id, observer, at, devices_until, devices_stop,
-                                                     wait_for_start, &device::run_aws_device),
-                       [&finished](std::exception_ptr) { ++finished; });
-        continue;
-      }
       // The device waits for its place on the ramp itself (start_at): a coroutine of ours
       // around it would keep a frame of about 1 KiB per device for the whole run.
       run.start_at = at;
+      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
+        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), i, observer, devices_until, devices_stop, &device::run_aws_device),
+                       [&finished](std::exception_ptr) { ++finished; });
+        continue;
+      }
       asio::co_spawn(rt.executor_for(i), device::run_aws_device(std::move(run), observer, devices_until, devices_stop),
                      [&finished, &observer, i](std::exception_ptr) {
                        observer.finished(i);
