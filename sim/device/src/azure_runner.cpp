@@ -99,6 +99,38 @@ std::pair<json::object, int> apply_desired(device_state& s, const json::object& 
   return {std::move(acks), status};
 }
 
+// A GET's desired state applied: its version and the acknowledgements still to send.
+struct twin_applied {
+  std::int64_t version;
+  json::object acks;
+  int status;
+};
+
+// GETs the twin and applies its desired state (both after a connect and after a $version gap):
+// the notifications held since begin_sync() that are newer go to the inbox, and patches queued
+// before it that the document covers are dropped when their turn comes. Nothing on failure.
+asio::awaitable<std::optional<twin_applied>> get_and_apply(std::shared_ptr<device_state> s) {
+  const auto start = steady::now();
+  auto twin = co_await s->session.async_get_twin(s->run.request_timeout);
+  s->observer.twin_read(s->id, steady::now() - start, twin.has_value());
+  if (!twin) co_return std::nullopt;
+  s->observer.desired_received(s->id, twin->desired_version);
+  s->observer.desired_delivered(s->id, twin->desired_version, desired_via::get);
+  auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
+  s->document_version = twin->desired_version;
+  for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
+  s->resync_wanted = false;  // this GET settles any gap seen before it
+  twin_applied got{twin->desired_version, std::move(acks), status};
+  co_return got;
+}
+
+// Sends a GET's acknowledgements; the state is then in force as the service sees it.
+asio::awaitable<void> acknowledge(std::shared_ptr<device_state> s, twin_applied got) {
+  co_await send_report(s, std::move(got.acks));
+  s->observer.desired_applied(s->id, got.version, got.status);
+  s->observer.desired_applied_via(s->id, got.version, desired_via::get, got.status);
+}
+
 // Subscribes, GETs and reconciles, in the order the profile's quirks say (A6, C1.2).
 asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnect) {
   auto& q = s->p().quirks;
@@ -116,26 +148,15 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
     if (refused) co_return false;
     s->reconciler.begin_sync();
   }
-  const auto start = steady::now();
-  auto twin = co_await s->session.async_get_twin(s->run.request_timeout);
-  s->observer.twin_read(s->id, steady::now() - start, twin.has_value());
-  if (!twin) co_return false;
-  s->observer.desired_received(s->id, twin->desired_version);
-  s->observer.desired_delivered(s->id, twin->desired_version, desired_via::get);
-  auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
-  const auto applied_version = twin->desired_version;
-  s->document_version = twin->desired_version;
-  for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
-  s->resync_wanted = false;  // this GET settles any gap seen before it
+  auto got = co_await get_and_apply(s);
+  if (!got) co_return false;
   if (q.get_before_subscribe) {
     // The quirk's gap: a desired write between the GET and this SUBSCRIBE is never seen.
     if (co_await s->session.async_subscribe(azure_subscription::desired | azure_subscription::methods)) co_return false;
   }
   // Reported properties sent on each connection, with the acknowledgements.
-  for (auto& [k, v] : s->connect_reports(s->first_connect)) acks[k] = std::move(v);
-  co_await send_report(s, std::move(acks));
-  s->observer.desired_applied(s->id, applied_version, status);
-  s->observer.desired_applied_via(s->id, applied_version, desired_via::get, status);
+  for (auto& [k, v] : s->connect_reports(s->first_connect)) got->acks[k] = std::move(v);
+  co_await acknowledge(s, std::move(*got));
   co_return true;
 }
 
@@ -143,23 +164,14 @@ asio::awaitable<bool> synchronise(std::shared_ptr<device_state> s, bool reconnec
 // Notifications arriving meanwhile are held and sorted against the GET's version.
 asio::awaitable<void> resync(std::shared_ptr<device_state> s) {
   s->reconciler.begin_sync();
-  const auto start = steady::now();
-  auto twin = co_await s->session.async_get_twin(s->run.request_timeout);
-  s->observer.twin_read(s->id, steady::now() - start, twin.has_value());
-  if (!twin) {
+  auto got = co_await get_and_apply(s);
+  if (!got) {
     // No answer (the connection is going, or the hub is slow): release what was held; the
     // next connection GETs anyway.
     for (auto& n : s->reconciler.take_after_get(s->reconciler.applied_version())) s->inbox.push_back(std::move(n));
     co_return;
   }
-  s->observer.desired_received(s->id, twin->desired_version);
-  s->observer.desired_delivered(s->id, twin->desired_version, desired_via::get);
-  auto [acks, status] = apply_desired(*s, twin->desired, twin->desired_version);
-  s->document_version = twin->desired_version;
-  for (auto& newer : s->reconciler.take_after_get(twin->desired_version)) s->inbox.push_back(std::move(newer));
-  co_await send_report(s, std::move(acks));
-  s->observer.desired_applied(s->id, twin->desired_version, status);
-  s->observer.desired_applied_via(s->id, twin->desired_version, desired_via::get, status);
+  co_await acknowledge(s, std::move(*got));
 }
 
 asio::awaitable<void> answer_method(std::shared_ptr<device_state> s, backends::method_request request) {
