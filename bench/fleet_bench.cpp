@@ -41,6 +41,8 @@
 // --quick: 1 repetition, 2,000/1,000/500/100 devices, 5 s windows (what `make bench` runs).
 #include <boost/json.hpp>
 
+#include "proc_stats.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -70,6 +72,9 @@ namespace json = boost::json;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
+
+using twinfleet::bench::cpu_seconds;
+using twinfleet::bench::rss_bytes;
 
 namespace {
 
@@ -159,35 +164,6 @@ void spawn(child& c, std::vector<std::string> args, const std::string& log, bool
   posix_spawn_file_actions_destroy(&actions);
   if (fds[1] >= 0) ::close(fds[1]);
   c.out_fd = fds[0];
-}
-
-std::size_t rss_bytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-// utime+stime of a process (all its threads), in seconds; 0 when it is gone.
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  const auto close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> fields;
-  std::string field;
-  for (char c : text.substr(close + 2)) {
-    if (c == ' ') {
-      fields.push_back(field);
-      field.clear();
-    } else {
-      field.push_back(c);
-    }
-  }
-  if (fields.size() < 13) return 0;
-  return (std::stod(fields[11]) + std::stod(fields[12])) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 std::string load_average() {

@@ -42,6 +42,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "proc_stats.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -68,6 +70,9 @@ namespace net = twinfleet::net;
 namespace mqtt = twinfleet::mqtt;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
+
+using twinfleet::bench::cpu_seconds;
+using twinfleet::bench::rss_bytes;
 
 namespace {
 
@@ -106,34 +111,6 @@ pid_t spawn(std::vector<std::string> args, const std::string& log) {
   if (::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&actions);
   return pid;
-}
-
-// VmRSS of a process in bytes, and its user+system CPU seconds.
-std::size_t rss_bytes(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-double cpu_seconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  const auto close = text.rfind(')');
-  std::vector<std::string> fields;
-  std::string field;
-  for (char c : text.substr(close + 2)) {
-    if (c == ' ') {
-      fields.push_back(field);
-      field.clear();
-    } else {
-      field.push_back(c);
-    }
-  }
-  // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the state).
-  return (std::stod(fields.at(11)) + std::stod(fields.at(12))) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 struct device {
