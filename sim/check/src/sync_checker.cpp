@@ -480,12 +480,11 @@ sync_report sync_checker::finish(time_point) const {
           continue;
         }
         auto t = covered_at(w, k.applied, by_version);
-        // Seen in sync by the service at a version ≥ the write's: in force from then on.
-        for (const auto& [v, at] : k.in_sync) {
-          if (v < w.version) continue;
-          if (!t || at < *t) t = at;
-          break;
-        }
+        // Seen in sync by the service at a version ≥ the write's: in force from then on
+        // (in_sync grows by version, so the first such entry is the earliest).
+        const auto seen = std::lower_bound(k.in_sync.begin(), k.in_sync.end(), w.version,
+                                           [](const auto& e, std::int64_t v) { return e.first < v; });
+        if (seen != k.in_sync.end() && (!t || seen->second < *t)) t = seen->second;
         if (t) {
           ++r.desired_writes;
           ++r.converged;
