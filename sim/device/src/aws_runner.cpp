@@ -351,7 +351,7 @@ asio::awaitable<void> aws_device_main(std::unique_ptr<aws_device_run> run_ptr, d
     for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
       if (!s->telemetry_on[m] || steady::now() < s->telemetry_due[m]) continue;
       const auto& msg = p.telemetry[m];
-      s->telemetry_due[m] = steady::now() + s->telemetry_interval(msg);
+      s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(msg), steady::now());
       const auto topic = msg.aws_topic.expand(s->context(msg.name));
       const auto payload = json::serialize(s->telemetry_body(m));
       const auto start = steady::now();

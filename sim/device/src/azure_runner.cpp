@@ -306,7 +306,7 @@ asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_pt
     if (!due_patch.empty()) co_await send_report(s, std::move(due_patch));
     for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
       if (s->telemetry_on[m] && steady::now() >= s->telemetry_due[m]) {
-        s->telemetry_due[m] = steady::now() + s->telemetry_interval(p.telemetry[m]);
+        s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(p.telemetry[m]), steady::now());
         co_await send_telemetry(s, m);
       }
     }

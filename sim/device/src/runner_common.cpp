@@ -32,7 +32,9 @@ device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx,
   const auto& pr = p();
   for (std::size_t i = 0; i < pr.reported.size(); ++i) {
     generators.emplace_back(pr.reported[i].generator, mix_seed(seed, 1000 + i));
-    report_due.push_back(steady::now() + std::chrono::duration_cast<steady::duration>(pr.reported[i].every.sample(random)));
+    // The first report comes at the device's own point of the first interval.
+    const auto first = pr.reported[i].every.sample(random) * first_phase(seed, 3000 + i);
+    report_due.push_back(steady::now() + std::chrono::duration_cast<steady::duration>(first));
   }
   for (const auto& w : pr.desired) {
     if (!w.initial.is_null()) in_force[w.name] = w.initial;
@@ -41,7 +43,8 @@ device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx,
     for (std::size_t f = 0; f < pr.telemetry[m].fields.size(); ++f) {
       telemetry_values.emplace_back(pr.telemetry[m].fields[f].generator, mix_seed(seed, 2000 + 100 * m + f));
     }
-    telemetry_due.push_back(steady::now() + telemetry_interval(pr.telemetry[m]));
+    const auto first = telemetry_interval(pr.telemetry[m]) * first_phase(seed, 3500 + m);
+    telemetry_due.push_back(steady::now() + std::chrono::duration_cast<steady::duration>(first));
     telemetry_on.push_back(pr.telemetry[m].enabled);
   }
 }
@@ -88,7 +91,7 @@ json::object device_core::due_reports(steady::time_point now) {
   for (std::size_t i = 0; i < pr.reported.size(); ++i) {
     const auto& rp = pr.reported[i];
     if (rp.trigger == report_trigger::on_connect || now < report_due[i]) continue;
-    report_due[i] = now + std::chrono::duration_cast<steady::duration>(rp.every.sample(random));
+    report_due[i] = next_period(report_due[i], rp.every.sample(random), now);
     auto value = generators[i].next(now - started, &in_force);
     const auto* last = last_reported.if_contains(rp.name);
     if (rp.trigger == report_trigger::on_change && last != nullptr && *last == value) continue;

@@ -166,3 +166,35 @@ TEST_CASE("sine, uniform, cycle, counter, constant and mirror", "[device][genera
   }
   CHECK(std::string(dv::generator_name(dv::generator_spec{dv::sine_generator{}})) == "sine");
 }
+
+TEST_CASE("a periodic action keeps its place: the next time counts from when it was due, not from when it ran") {
+  using tp = std::chrono::steady_clock::time_point;
+  const tp t0{};
+  // On time, and late within the interval: the next one is one interval after the due time.
+  CHECK(dv::next_period(t0, 50ms, t0) == t0 + 50ms);
+  CHECK(dv::next_period(t0, 50ms, t0 + 10ms) == t0 + 50ms);
+  CHECK(dv::next_period(t0, 50ms, t0 + 49ms) == t0 + 50ms);
+  // Whole intervals missed are skipped, not made up, and the phase stays.
+  CHECK(dv::next_period(t0, 50ms, t0 + 50ms) == t0 + 100ms);
+  CHECK(dv::next_period(t0, 50ms, t0 + 130ms) == t0 + 150ms);
+  CHECK(dv::next_period(t0 + 7ms, 50ms, t0 + 1000ms) == t0 + 1007ms);
+  // A zero interval: due again at once.
+  CHECK(dv::next_period(t0, 0ms, t0 + 5ms) == t0 + 5ms);
+}
+
+TEST_CASE("devices' first periodic actions are spread over the first interval, the same for a seed") {
+  CHECK(dv::first_phase(42, 3000) == dv::first_phase(42, 3000));
+  CHECK(dv::first_phase(42, 3000) != dv::first_phase(42, 3001));
+  int per_tenth[10] = {};
+  for (std::uint64_t device = 0; device < 2000; ++device) {
+    const double f = dv::first_phase(dv::mix_seed(1, device), 3000);
+    REQUIRE(f >= 0.0);
+    REQUIRE(f < 1.0);
+    ++per_tenth[static_cast<int>(f * 10)];
+  }
+  // 200 expected in each tenth; a schedule in step would put all 2,000 in one.
+  for (int n : per_tenth) {
+    CHECK(n > 140);
+    CHECK(n < 260);
+  }
+}

@@ -36,6 +36,31 @@ struct duration_distribution {
   friend bool operator==(const duration_distribution&, const duration_distribution&) = default;
 };
 
+// Periodic actions (reported properties every `every`, telemetry messages): fixed-rate, each
+// device at its own phase.
+//
+// next_period: the next due time of an action that was due at `due` and ran at `now` — one
+// interval on from `due`, not from `now`. A device that ran late (its thread was busy) keeps its
+// place; counted from `now`, the devices a busy thread served late would come due together again
+// and keep the thread busy in bursts. Whole intervals it missed (offline, far behind) are
+// skipped, not made up. A zero interval gives `now`.
+template <class TimePoint>
+[[nodiscard]] TimePoint next_period(TimePoint due, duration interval, TimePoint now) noexcept {
+  const auto step = std::chrono::duration_cast<typename TimePoint::duration>(interval);
+  if (step <= TimePoint::duration::zero()) return now;
+  auto next = due + step;
+  if (next <= now) next += ((now - next) / step + 1) * step;
+  return next;
+}
+
+// first_phase: where in its first interval an action of a device first comes due, as a fraction
+// in [0, 1), from the device's seed and the action's own stream (so that the device's other
+// draws do not move): devices started together do not act in step.
+[[nodiscard]] inline double first_phase(std::uint64_t device_seed, std::uint64_t stream) noexcept {
+  rng r(mix_seed(device_seed, stream));
+  return r.uniform01();
+}
+
 // Reconnect back-off: attempt n (0-based) waits min(max, initial × multiplier^n), spread by
 // ±jitter (a fraction) around it.
 struct backoff {
