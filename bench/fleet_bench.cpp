@@ -19,9 +19,14 @@
 //   tls      `--devices T` (5,000) over MQTT/TLS: connect CPU per device = (CPU when the T-th
 //            GET is answered − the start-up CPU of `base`) / T. RSS per device over TLS too.
 //   report   bench-report: R devices (2,000) each reporting every 50 ms (40,000/s offered),
-//            each waiting for its acknowledgement: over a window of W seconds once all are
-//            connected, the hub's count of reported patches per second (end to end), the run's
-//            CPU per patch; and summary.json's reported_patch count/p99 and engine lag.
+//            each waiting for its acknowledgement: over a window of W seconds starting 2 s after
+//            all are connected, the hub's count of reported patches per second (end to end), the
+//            run's CPU per patch, and from the run's own Prometheus endpoint (--metrics-listen
+//            127.0.0.1:0, scraped at the window's start and end) the window's reported_patch
+//            latency p50/p99 and engine lag p99, interpolated inside the histogram's buckets as
+//            PromQL's histogram_quantile does (bench/prom_histogram.hpp); beside them
+//            summary.json's reported_patch p50/p99 and engine lag, which cover the whole run
+//            (the connect storm included).
 //   sdk      bench/node/sdk_bench.js with S clients (300) over MQTT/TLS (the Azure SDK has no
 //            plain-TCP MQTT transport) printing marks at its phase boundaries, where this
 //            program samples the node process: connect + getTwin CPU per client, RSS per idle
@@ -39,12 +44,15 @@
 //       [--devices 19500] [--tls-devices 5000] [--report-devices 2000] [--sdk-devices 300]
 //       [--window 10] [--repeat 3] [--quick] [--no-sdk]
 // --quick: 1 repetition, 2,000/1,000/500/100 devices, 5 s windows (what `make bench` runs).
+// --self-test: only checks the histogram quantile code (bench/prom_histogram.hpp) and exits.
 #include <boost/json.hpp>
 
+#include "prom_histogram.hpp"
 #include "proc_stats.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -74,6 +82,10 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 using twinfleet::bench::cpu_seconds;
+using twinfleet::bench::histogram_quantile;
+using twinfleet::bench::parse_prom_histogram;
+using twinfleet::bench::prom_histogram;
+using twinfleet::bench::quantile_bucket_upper;
 using twinfleet::bench::rss_bytes;
 
 namespace {
@@ -283,8 +295,48 @@ struct run_sample {
   double patches_per_s = 0;       // the hub's reported_patch count over the window / window
   double cpu_per_patch_us = 0;    // run CPU over the window / patches
   double run_cpu_pct = 0, hub_cpu_pct = 0;  // over the window
+  // report runs, the window from the run's /metrics (NaN when it could not be scraped)
+  double win_patches_per_s = NAN;  // reported_patch histogram count over the window / window
+  double win_patch_p50_ms = NAN, win_patch_p99_ms = NAN;  // interpolated (histogram_quantile)
+  double win_patch_p99_le_ms = NAN;                       // upper bound of the bucket holding p99
+  double win_patch_mean_ms = NAN;                         // _sum / _count: exact
+  double win_lag_p99_ms = NAN, win_lag_p99_le_ms = NAN;
+  double window_from_s = 0, window_to_s = 0;  // the window, seconds from the spawn
   json::object summary;
 };
+
+// The ports of the run's Prometheus endpoints, from the lines `metrics: http://HOST:PORT/metrics`
+// the run prints at its start (with --metrics-listen HOST:0 it picks a free port and says which;
+// a run split into worker processes has one endpoint per worker, whose lines the parent relays).
+std::vector<std::uint16_t> metrics_ports(const fs::path& log) {
+  std::ifstream in(log);
+  std::string line;
+  std::vector<std::uint16_t> ports;
+  const std::string mark = "metrics: http://";
+  while (std::getline(in, line)) {
+    const auto at = line.find(mark);
+    if (at == std::string::npos) continue;
+    const auto path = line.find("/metrics", at + mark.size());
+    const auto colon = line.rfind(':', path);
+    if (path == std::string::npos || colon == std::string::npos || colon < at + mark.size()) continue;
+    const int port = std::atoi(line.c_str() + colon + 1);
+    if (port > 0 && port < 65536) ports.push_back(static_cast<std::uint16_t>(port));
+  }
+  return ports;
+}
+
+// Every endpoint's /metrics text, one after the other (parse_prom_histogram sums the series of
+// all of them); nothing when one of them did not answer.
+std::optional<std::string> scrape(const std::vector<std::uint16_t>& ports) {
+  std::string all;
+  for (const auto port : ports) {
+    auto text = http_get(port, "/metrics");
+    if (!text) return std::nullopt;
+    all += *text;
+    all += '\n';
+  }
+  return all;
+}
 
 std::string fmt(double v, const char* f = "%.2f") {
   char b[64];
@@ -307,6 +359,23 @@ double timeline_reach(const json::object& summary, const std::string& op, double
   return -1;
 }
 
+// The per-second p99s of `op` in summary.json's timeline for the seconds inside [from, to] (seconds
+// from the spawn). The timeline counts from the run's own start, a little after the spawn (its
+// start-up, under 0.5 s), so a point t_s covers spawn time (t_s − 1 + δ, t_s + δ], 0 ≤ δ < 0.5.
+std::vector<double> timeline_p99s(const json::object& summary, const std::string& op, double from, double to) {
+  std::vector<double> out;
+  const auto* tl = summary.if_contains("timeline");
+  if (tl == nullptr || !tl->is_array()) return out;
+  for (const auto& p : tl->as_array()) {
+    const double t = p.at("t_s").to_number<double>();
+    if (t - 1 < from || t + 0.5 > to) continue;
+    const auto* ops = p.as_object().if_contains("ops");
+    if (ops == nullptr || !ops->is_object()) continue;
+    if (const auto* o = ops->as_object().if_contains(op)) out.push_back(o->at("p99_ms").to_number<double>());
+  }
+  return out;
+}
+
 enum class run_kind { connect_idle, connect_only, report };
 
 // Runs the scenario against `hub` and measures as the file header says. `n` devices; for a
@@ -316,15 +385,18 @@ run_sample run_twinfleet(const options& o, const hub_process& hub, const fs::pat
   run_sample s;
   const auto report_dir = work / ("report-" + std::to_string(n) + (tls ? "-tls" : "-tcp"));
   fs::remove_all(report_dir);
+  // A report run serves /metrics on a free loopback port (it prints which) for the window's latency.
   std::vector<std::string> args{o.twinfleet, "run", (fs::path(o.scenarios) / scenario).string(), "--devices", std::to_string(n),
-                                "--duration", "120s", "--quiet", "--report-dir", report_dir.string(), "--metrics-listen", "off",
+                                "--duration", "120s", "--quiet", "--report-dir", report_dir.string(), "--metrics-listen",
+                                kind == run_kind::report ? "127.0.0.1:0" : "off",
                                 "--set", "target.hub_json=" + (hub.dir / "hub.json").string(), "--set",
                                 std::string("target.transport=") + (tls ? "tls" : "tcp")};
   const double gets_before = hub.operations("twin_get");
   const double hub_cpu0 = cpu_seconds(hub.proc.pid);
   const auto t0 = steady::now();
   child run;
-  spawn(run, args, (work / ("run-" + std::to_string(n) + ".log")).string());
+  const auto run_log = work / ("run-" + std::to_string(n) + ".log");
+  spawn(run, args, run_log.string());
   std::optional<steady::time_point> first;
   const auto deadline = t0 + 60s;
   bool reached = false;
@@ -342,7 +414,7 @@ run_sample run_twinfleet(const options& o, const hub_process& hub, const fs::pat
   s.cpu_at_n = cpu_seconds(run.pid);
   s.hub_cpu_connect = cpu_seconds(hub.proc.pid) - hub_cpu0;
   if (!reached) {
-    s.why = run.running() ? "not all twin GETs answered within 60 s" : "the run exited early (see " + (work / ("run-" + std::to_string(n) + ".log")).string() + ")";
+    s.why = run.running() ? "not all twin GETs answered within 60 s" : "the run exited early (see " + run_log.string() + ")";
   } else if (kind == run_kind::connect_idle) {
     std::this_thread::sleep_for(2s);
     s.rss_idle = rss_bytes(run.pid);
@@ -357,17 +429,42 @@ run_sample run_twinfleet(const options& o, const hub_process& hub, const fs::pat
     s.rss_idle = rss_bytes(run.pid);
   } else {
     std::this_thread::sleep_for(2s);  // past the connect burst: every device is reporting
+    // The run's scrapes bracket the CPU samples, so the run's CPU per patch leaves out the
+    // snapshots they cost; the metrics window is longer than the hub-count window by one scrape
+    // at each end (milliseconds).
+    const auto ports = metrics_ports(run_log);
+    const auto m0 = scrape(ports);
     const double p0 = hub.operations("reported_patch");
     const double c0 = cpu_seconds(run.pid), h0 = cpu_seconds(hub.proc.pid);
     const auto w0 = steady::now();
+    s.window_from_s = seconds_since(t0);
     std::this_thread::sleep_for(std::chrono::seconds(o.window_s));
     const double w = seconds_since(w0);
+    s.window_to_s = s.window_from_s + w;
     const double patches = hub.operations("reported_patch") - p0;
     const double c = cpu_seconds(run.pid) - c0;
     s.patches_per_s = patches / w;
     s.cpu_per_patch_us = patches > 0 ? 1e6 * c / patches : 0;
     s.run_cpu_pct = 100 * c / w;
     s.hub_cpu_pct = 100 * (cpu_seconds(hub.proc.pid) - h0) / w;
+    const auto m1 = scrape(ports);
+    if (ports.empty() || !m0 || !m1) {
+      s.why = ports.empty() ? " (no metrics endpoint in " + run_log.string() + ": no window latency)"
+                            : " (the run's /metrics did not answer: no window latency)";
+    } else {
+      // Latencies are in seconds (the family is ..._seconds); the rows are in ms.
+      const std::string op_family = "twinfleet_operation_duration_seconds", lag_family = "twinfleet_engine_lag_seconds";
+      const std::vector<std::string> patch{"operation=\"reported_patch\""};
+      const auto rp = parse_prom_histogram(*m1, op_family, patch) - parse_prom_histogram(*m0, op_family, patch);
+      const auto lag = parse_prom_histogram(*m1, lag_family, {}) - parse_prom_histogram(*m0, lag_family, {});
+      s.win_patches_per_s = rp.count / w;
+      s.win_patch_p50_ms = 1e3 * histogram_quantile(0.5, rp);
+      s.win_patch_p99_ms = 1e3 * histogram_quantile(0.99, rp);
+      s.win_patch_p99_le_ms = 1e3 * quantile_bucket_upper(0.99, rp);
+      s.win_patch_mean_ms = rp.count > 0 ? 1e3 * rp.sum / rp.count : NAN;
+      s.win_lag_p99_ms = 1e3 * histogram_quantile(0.99, lag);
+      s.win_lag_p99_le_ms = 1e3 * quantile_bucket_upper(0.99, lag);
+    }
   }
   // SIGTERM: the run stops its devices, disconnects and writes summary.json (bounded).
   run.stop(60s);
@@ -472,8 +569,11 @@ sdk_sample run_sdk(const options& o, const hub_process& hub, const fs::path& wor
 
 // ---- output ------------------------------------------------------------------------------------
 
+// NaN values (a figure that could not be taken) are left out; NaN when nothing else is left.
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
+  if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
@@ -523,6 +623,11 @@ int main(int argc, char** argv) {
     else if (a == "--repeat") o.repeat = parse_int(next());
     else if (a == "--no-sdk") o.sdk = false;
     else if (a == "--quick") quick = true;
+    else if (a == "--self-test") {
+      const bool ok = twinfleet::bench::prom_histogram_self_test();
+      std::printf("fleet_bench --self-test: histogram quantiles %s\n", ok ? "ok" : "FAILED");
+      return ok ? 0 : 1;
+    }
     else {
       std::fprintf(stderr, "fleet_bench: unknown argument %s (see the header of bench/fleet_bench.cpp)\n", a.c_str());
       return 2;
@@ -626,15 +731,41 @@ int main(int argc, char** argv) {
   row("report: hub CPU per reported patch", "us", [](const repetition& r) {
     return r.report.patches_per_s > 0 ? 1e4 * r.report.hub_cpu_pct / r.report.patches_per_s : 0;
   });
-  row("report: summary reported_patch count", "", [](const repetition& r) {
+  // The window, from the run's /metrics: quantiles interpolated linearly inside the bucket
+  // holding them (PromQL's histogram_quantile). The buckets are coarse (…, 10, 25, 50 ms), so the
+  // bucket's upper bound is printed too: at least 99 % of the window's patches took at most that.
+  row("report: window reported_patch acks/s (run /metrics)", "/s", [](const repetition& r) { return r.report.win_patches_per_s; });
+  row("report: window reported_patch p50 (metrics, interp.)", "ms", [](const repetition& r) { return r.report.win_patch_p50_ms; });
+  row("report: window reported_patch p99 (metrics, interp.)", "ms", [](const repetition& r) { return r.report.win_patch_p99_ms; });
+  row("report: window reported_patch p99 bucket upper bound", "ms", [](const repetition& r) { return r.report.win_patch_p99_le_ms; },
+      "(le of the bucket holding p99)");
+  row("report: window reported_patch mean (_sum/_count)", "ms", [](const repetition& r) { return r.report.win_patch_mean_ms; });
+  row("report: window engine lag p99 (metrics, interp.)", "ms", [](const repetition& r) { return r.report.win_lag_p99_ms; });
+  row("report: window engine lag p99 bucket upper bound", "ms", [](const repetition& r) { return r.report.win_lag_p99_le_ms; });
+  // A cross-check at the engine's own resolution (its histograms, not the Prometheus buckets):
+  // the p99 of each whole second of summary.json's timeline inside the window.
+  auto tl_p99s = [](const repetition& r) {
+    return timeline_p99s(r.report.summary, "reported_patch", r.report.window_from_s, r.report.window_to_s);
+  };
+  row("report: window per-second reported_patch p99, median", "ms", [&](const repetition& r) {
+        const auto v = tl_p99s(r);
+        return v.empty() ? NAN : median(v);
+      },
+      "(summary.json timeline, whole seconds in the window)");
+  row("report: window per-second reported_patch p99, max", "ms", [&](const repetition& r) {
+    const auto v = tl_p99s(r);
+    return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
+  });
+  // summary.json: the whole run, the connect storm at its start included.
+  row("report: whole-run reported_patch count (summary)", "", [](const repetition& r) {
     return json_num(r.report.summary, {"operations", "reported_patch", "count"});
   });
-  row("report: summary reported_patch p50", "ms",
+  row("report: whole-run reported_patch p50 (summary)", "ms",
       [](const repetition& r) { return json_num(r.report.summary, {"operations", "reported_patch", "latency_ms", "p50"}); });
-  row("report: summary reported_patch p99", "ms",
+  row("report: whole-run reported_patch p99 (summary)", "ms",
       [](const repetition& r) { return json_num(r.report.summary, {"operations", "reported_patch", "latency_ms", "p99"}); });
-  row("report: summary engine lag p99", "ms", [](const repetition& r) { return json_num(r.report.summary, {"engine", "lag_ms", "p99"}); });
-  row("report: summary engine lag max", "ms", [](const repetition& r) { return json_num(r.report.summary, {"engine", "lag_ms", "max"}); });
+  row("report: whole-run engine lag p99 (summary)", "ms", [](const repetition& r) { return json_num(r.report.summary, {"engine", "lag_ms", "p99"}); });
+  row("report: whole-run engine lag max (summary)", "ms", [](const repetition& r) { return json_num(r.report.summary, {"engine", "lag_ms", "max"}); });
 
   if (o.sdk) {
     std::printf("\nNode SDK baseline (azure-iot-device 1.18.4 + azure-iot-device-mqtt 1.16.4, MQTT/TLS), %d clients, same hub\n",
@@ -671,6 +802,17 @@ int main(int argc, char** argv) {
     std::printf("  %-48s %10s  %s\n", "CPU per reported patch, twinfleet / SDK", fmt(patch_tf / patch_sdk, "%.3f").c_str(), "goal <= 0.200");
   }
   std::printf("\nGoals of issue 4: N=19,500 GETs within 5 s (tcp); RSS <= 4 KiB/device; idle CPU <= 2 %%; >= 40,000 patches/s with p99 <= 20 ms.\n");
+  std::printf("  report, R=%d, medians over the %d s window: %s patches/s (hub count), reported_patch p99 %s ms "
+              "(interpolated in its bucket; bucket upper bound %s ms; per-second p99s at full resolution: median %s ms), "
+              "engine lag p99 %s ms\n",
+              o.report_devices, o.window_s, fmt(med([](const repetition& r) { return r.report.patches_per_s; }), "%.0f").c_str(),
+              fmt(med([](const repetition& r) { return r.report.win_patch_p99_ms; }), "%.3g").c_str(),
+              fmt(med([](const repetition& r) { return r.report.win_patch_p99_le_ms; }), "%.3g").c_str(),
+              fmt(med([&](const repetition& r) {
+                    const auto v = tl_p99s(r);
+                    return v.empty() ? NAN : median(v);
+                  }), "%.3g").c_str(),
+              fmt(med([](const repetition& r) { return r.report.win_lag_p99_ms; }), "%.3g").c_str());
   // The logs (hub, runs, SDK) and summaries stay when something failed.
   if (failed) {
     std::printf("fleet_bench: some measurements failed; logs and summary.json files kept in %s\n", work.c_str());
