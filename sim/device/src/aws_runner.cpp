@@ -42,30 +42,34 @@ struct command_request {
 };
 
 struct device_state : detail::device_core {
-  device_state(asio::any_io_executor ex, aws_device_run r, device_observer& o)
+  device_state(asio::any_io_executor ex, aws_device_run&& r, device_observer& o)
       : device_core(r.device_profile, r.index, r.seed, r.session.thing_name),
-        run(std::move(r)),
         observer(o),
-        session(ex, run.session),
+        hub(r.hub),
+        transport(std::move(r.transport)),
+        request_timeout(r.request_timeout),
+        command_prefix(aws_command_topic_prefix(r.session.thing_name)),
+        session(ex, std::move(r.session)),
         wake(ex) {
-    for (const auto& name : run.shadows) {
+    for (auto& name : r.shadows) {
       shadow_state sh;
-      sh.name = name;
-      sh.key = shadow_key(run.session.thing_name, name);
-      sh.filter = backends::aws_delta_filter(
-          backends::aws_delta_filter::options{run.device_profile->quirks.shared_version_counter});
+      sh.key = shadow_key(id, name);
+      sh.name = std::move(name);
+      sh.filter = backends::aws_delta_filter(backends::aws_delta_filter::options{p().quirks.shared_version_counter});
       shadows.push_back(std::move(sh));
     }
   }
 
-  aws_device_run run;
   device_observer& observer;
+  asio::ip::tcp::endpoint hub;
+  net::client_transport transport;
+  std::chrono::milliseconds request_timeout;
+  std::string command_prefix;
   backends::aws_device_session session;
   asio::steady_timer wake;
   detail::sleeper asleep{wake};  // woken by a stop
   std::vector<shadow_state> shadows;
   detail::fifo<command_request> commands;
-  std::string command_prefix = aws_command_topic_prefix(run.session.thing_name);
   bool lost = false;
   bool first_connect = true;
 
@@ -85,7 +89,7 @@ asio::awaitable<std::optional<std::int64_t>> report(std::shared_ptr<device_state
   const auto session = s->session_serial;
   const auto serial = ++s->reported_serial;
   json::object state{{"reported", patch}};
-  auto r = co_await s->session.async_update(shadow, state, std::nullopt, s->run.request_timeout);
+  auto r = co_await s->session.async_update(shadow, state, std::nullopt, s->request_timeout);
   s->observer.reported(s->id, steady::now() - start, r.has_value());
   if (!r) co_return std::nullopt;
   for (const auto& [k, v] : patch) s->last_reported[k] = v;
@@ -139,10 +143,10 @@ asio::awaitable<bool> subscribe_commands(std::shared_ptr<device_state> s) {
 // within the request timeout in all. The no_get_retry quirk is the device that waits.
 asio::awaitable<backends::device_result<json::object>> get_shadow(device_state& s, std::string_view shadow) {
   if (s.p().quirks.no_get_retry) {
-    auto doc = co_await s.session.async_get(shadow, s.run.request_timeout);
+    auto doc = co_await s.session.async_get(shadow, s.request_timeout);
     co_return doc;
   }
-  const auto deadline = steady::now() + s.run.request_timeout;
+  const auto deadline = steady::now() + s.request_timeout;
   std::chrono::milliseconds wait{500};
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
@@ -249,17 +253,12 @@ std::string shadow_key(std::string_view thing, std::string_view shadow) {
 
 namespace {
 
-// The device's whole life (the run by pointer, as in azure_runner.cpp).
-asio::awaitable<void> aws_device_main(std::unique_ptr<aws_device_run> run_ptr, device_observer& observer, steady::time_point until,
-                                     std::shared_ptr<const std::atomic<bool>> stop) {
-  auto& run = *run_ptr;
-  auto ex = co_await asio::this_coro::executor;
+// The device, with its session's handlers set (as make_device in azure_runner.cpp).
+std::shared_ptr<device_state> make_device(asio::any_io_executor ex, aws_device_run&& run, device_observer& observer) {
   run.session.keep_alive = static_cast<std::uint16_t>(std::clamp<std::int64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.keep_alive).count(), 30, 1200));
   if (run.shadows.empty()) run.shadows.emplace_back();
   auto s = std::make_shared<device_state>(ex, std::move(run), observer);
-  run_ptr.reset();
-  const auto& p = s->p();
   std::weak_ptr<device_state> weak = s;
   s->session.set_delta_handler([weak](backends::shadow_delta& d) {
     auto st = weak.lock();
@@ -313,54 +312,71 @@ asio::awaitable<void> aws_device_main(std::unique_ptr<aws_device_run> run_ptr, d
     }
   });
 
+  return s;
+}
+
+// What a connected device does when it wakes (as step in azure_runner.cpp): a flaky drop,
+// commands, deltas, reports and telemetry. True when the loop should come round again at once.
+asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
+  const auto& p = s->p();
+  if (s->flaky_drop_due(steady::now())) {
+    // The device's own network fails: the hub sees a lost connection, the device reconnects.
+    s->session.abort();
+    co_return true;
+  }
+  while (!s->commands.empty()) {
+    asio::co_spawn(s->wake.get_executor(), answer_command(s, std::move(s->commands.front())), asio::detached);
+    s->commands.pop_front();
+  }
+  for (auto& sh : s->shadows) {
+    while (!sh.inbox.empty()) {
+      auto d = std::move(sh.inbox.front());
+      sh.inbox.pop_front();
+      if (d.version <= sh.document_version) {
+        // Queued before a GET whose document was as new: applying it now would apply it
+        // twice, or an older state over the document's.
+        s->observer.desired_stale(sh.key, d.version);
+        continue;
+      }
+      co_await detail::wait_apply_delay(*s, d.state);
+      co_await apply(s, sh, d.state, d.version, desired_via::delta);
+    }
+  }
+  auto due = s->due_reports(steady::now());
+  if (!due.empty()) (void)co_await report(s, s->shadows.front().name, std::move(due));
+  for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
+    if (!s->telemetry_on[m] || steady::now() < s->telemetry_due[m]) continue;
+    const auto& msg = p.telemetry[m];
+    s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(msg), steady::now());
+    const auto topic = msg.aws_topic.expand(s->context(msg.name));
+    const auto payload = json::serialize(s->telemetry_body(m));
+    const auto start = steady::now();
+    const auto ec = co_await s->session.connection().async_publish(topic, payload, mqtt::qos::at_least_once);
+    s->observer.telemetry_sent(s->id, steady::now() - start, !ec);
+    bool reboot = false;
+    auto changes = s->apply_effects(msg.on_send, reboot);
+    if (!changes.empty()) (void)co_await report(s, s->shadows.front().name, std::move(changes));
+  }
+  co_return false;
+}
+
+// The device's whole life (the run by pointer, as in azure_runner.cpp; the work is in step()).
+asio::awaitable<void> aws_device_main(std::unique_ptr<aws_device_run> run_ptr, device_observer& observer, steady::time_point until,
+                                     std::shared_ptr<const std::atomic<bool>> stop) {
+  const auto start_at = run_ptr->start_at;
+  auto s = make_device(co_await asio::this_coro::executor, std::move(*run_ptr), observer);
+  run_ptr.reset();
   auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
   // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
-  if (const auto at = s->run.start_at) {
-    while (running() && steady::now() < *at) co_await detail::sleep_until(*s, *at);
+  if (start_at) {
+    while (running() && steady::now() < *start_at) co_await detail::sleep_until(*s, *start_at);
   }
   while (running()) {
     if (!s->session.connected()) {
       co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
       continue;
     }
-    if (s->flaky_drop_due(steady::now())) {
-      // The device's own network fails: the hub sees a lost connection, the device reconnects.
-      s->session.abort();
-      continue;
-    }
-    while (!s->commands.empty()) {
-      asio::co_spawn(ex, answer_command(s, std::move(s->commands.front())), asio::detached);
-      s->commands.pop_front();
-    }
-    for (auto& sh : s->shadows) {
-      while (!sh.inbox.empty()) {
-        auto d = std::move(sh.inbox.front());
-        sh.inbox.pop_front();
-        if (d.version <= sh.document_version) {
-          // Queued before a GET whose document was as new: applying it now would apply it
-          // twice, or an older state over the document's.
-          s->observer.desired_stale(sh.key, d.version);
-          continue;
-        }
-        co_await detail::wait_apply_delay(*s, d.state);
-        co_await apply(s, sh, d.state, d.version, desired_via::delta);
-      }
-    }
-    auto due = s->due_reports(steady::now());
-    if (!due.empty()) (void)co_await report(s, s->shadows.front().name, std::move(due));
-    for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
-      if (!s->telemetry_on[m] || steady::now() < s->telemetry_due[m]) continue;
-      const auto& msg = p.telemetry[m];
-      s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(msg), steady::now());
-      const auto topic = msg.aws_topic.expand(s->context(msg.name));
-      const auto payload = json::serialize(s->telemetry_body(m));
-      const auto start = steady::now();
-      const auto ec = co_await s->session.connection().async_publish(topic, payload, mqtt::qos::at_least_once);
-      s->observer.telemetry_sent(s->id, steady::now() - start, !ec);
-      bool reboot = false;
-      auto changes = s->apply_effects(msg.on_send, reboot);
-      if (!changes.empty()) (void)co_await report(s, s->shadows.front().name, std::move(changes));
-    }
+    if (co_await step(s)) continue;
     bool pending = !s->commands.empty();
     for (const auto& sh : s->shadows) pending = pending || !sh.inbox.empty();
     if (!pending && !s->lost) co_await detail::sleep_until(*s, s->next_due(until));

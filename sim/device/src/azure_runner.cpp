@@ -29,18 +29,25 @@ namespace json = boost::json;
 using steady = std::chrono::steady_clock;
 using backends::azure_subscription;
 
-// Everything one device keeps; shared with the session's handlers and detached reports.
+// Everything one device keeps; shared with the session's handlers and detached reports. The
+// run's session settings move into the session; the state keeps only what it uses later.
 struct device_state : detail::device_core {
-  device_state(asio::any_io_executor ex, azure_device_run r, device_observer& o)
+  device_state(asio::any_io_executor ex, azure_device_run&& r, device_observer& o)
       : device_core(r.device_profile, r.index, r.seed, r.session.device_id),
-        run(std::move(r)),
         observer(o),
-        session(ex, run.session),
-        reconciler(backends::azure_desired_reconciler::options{run.device_profile->quirks.ignore_desired_version}),
+        hub(r.hub),
+        transport(std::move(r.transport)),
+        request_timeout(r.request_timeout),
+        renews_token(!r.session.sas_key.empty()),
+        session(ex, std::move(r.session)),
+        reconciler(backends::azure_desired_reconciler::options{p().quirks.ignore_desired_version}),
         wake(ex) {}
 
-  azure_device_run run;
   device_observer& observer;
+  asio::ip::tcp::endpoint hub;
+  net::client_transport transport;
+  std::chrono::milliseconds request_timeout;
+  bool renews_token;  // SAS authentication: reconnect before the token expires
   backends::azure_device_session session;
   backends::azure_desired_reconciler reconciler;
   asio::steady_timer wake;
@@ -60,7 +67,7 @@ asio::awaitable<bool> report(std::shared_ptr<device_state> s, json::object patch
   const auto start = steady::now();
   const auto session = s->session_serial;
   const auto serial = ++s->reported_serial;
-  auto r = co_await s->session.async_patch_reported(patch, std::nullopt, s->run.request_timeout);
+  auto r = co_await s->session.async_patch_reported(patch, std::nullopt, s->request_timeout);
   s->observer.reported(s->id, steady::now() - start, r.has_value());
   if (r) {
     for (const auto& [k, v] : patch) s->last_reported[k] = v;
@@ -111,7 +118,7 @@ struct twin_applied {
 // before it that the document covers are dropped when their turn comes. Nothing on failure.
 asio::awaitable<std::optional<twin_applied>> get_and_apply(std::shared_ptr<device_state> s) {
   const auto start = steady::now();
-  auto twin = co_await s->session.async_get_twin(s->run.request_timeout);
+  auto twin = co_await s->session.async_get_twin(s->request_timeout);
   s->observer.twin_read(s->id, steady::now() - start, twin.has_value());
   if (!twin) co_return std::nullopt;
   s->observer.desired_received(s->id, twin->desired_version);
@@ -200,20 +207,14 @@ asio::awaitable<void> send_telemetry(std::shared_ptr<device_state> s, std::size_
   if (!changes.empty()) co_await send_report(s, std::move(changes));
 }
 
-// The device's whole life. It takes the run by pointer: a coroutine frame keeps its parameters
-// for its lifetime, and the run (~400 bytes) moves into the device state at once.
-asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_ptr, device_observer& observer, steady::time_point until,
-                                       std::shared_ptr<const std::atomic<bool>> stop) {
-  auto& run = *run_ptr;
-  auto ex = co_await asio::this_coro::executor;
+// The device, with its session's handlers set: they run inside the session's reader, keep what
+// arrives and wake the device's loop. Not a coroutine, so none of this stays in a frame.
+std::shared_ptr<device_state> make_device(asio::any_io_executor ex, azure_device_run&& run, device_observer& observer) {
   run.session.keep_alive = static_cast<std::uint16_t>(
       std::clamp<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.keep_alive).count(), 0, 65535));
   run.session.token_lifetime = std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.sas_token_lifetime);
   if (run.session.model_id.empty()) run.session.model_id = run.device_profile->identity.azure.model_id;
   auto s = std::make_shared<device_state>(ex, std::move(run), observer);
-  run_ptr.reset();
-  const auto& p = s->p();
-  // Handlers run inside the session's reader: keep what arrives, wake the loop.
   std::weak_ptr<device_state> weak = s;
   s->session.set_desired_handler([weak](backends::desired_patch& n) {
     auto st = weak.lock();
@@ -251,68 +252,87 @@ asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_pt
       st->poke();
     }
   });
+  return s;
+}
 
+// What a connected device does when it wakes: token renewal, a flaky drop, desired patches,
+// a resync, methods, reports and telemetry. True when the loop should come round again at once
+// (the connection changed, or a resync ran); false when the device may sleep. Its own
+// coroutine, so that its locals live in a frame only while it runs, not while the device sleeps.
+asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
+  const auto& p = s->p();
+  // SAS renewal: reconnect before the token expires, then reconcile (A4).
+  if (s->renews_token && std::chrono::system_clock::now() >= s->session.token_renewal_due()) {
+    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(p.lifecycle.connect_timeout);
+    s->observer.session_ended(s->id, s->session_serial);  // a clean DISCONNECT: no closed handler
+    if (!co_await s->session.async_reconnect(s->hub, s->transport, timeout)) {
+      s->session_serial = detail::next_session_serial();
+      s->observer.session_started(s->id, s->session_serial);
+      (void)co_await synchronise(s, true);
+    }
+    co_return true;
+  }
+  if (s->flaky_drop_due(steady::now())) {
+    // The device's own network fails: the hub sees a lost connection, the device reconnects.
+    s->session.abort();
+    co_return true;
+  }
+  while (!s->inbox.empty()) {
+    auto n = std::move(s->inbox.front());
+    s->inbox.pop_front();
+    if (n.version <= s->document_version && !s->p().quirks.ignore_desired_version) {
+      // Queued before a GET (a reconnect, a gap's resync) whose desired state was as new.
+      s->observer.desired_stale(s->id, n.version);
+      continue;
+    }
+    co_await detail::wait_apply_delay(*s, n.patch);
+    auto [acks, status] = apply_desired(*s, n.patch, n.version);
+    co_await send_report(s, std::move(acks));
+    // Acknowledged: the service can see it now (convergence is measured to here).
+    s->observer.desired_applied(s->id, n.version, status);
+    s->observer.desired_applied_via(s->id, n.version, desired_via::notification, status);
+  }
+  if (s->resync_wanted && !s->lost) {
+    s->resync_wanted = false;
+    co_await resync(s);
+    co_return true;
+  }
+  while (!s->methods.empty()) {
+    asio::co_spawn(s->wake.get_executor(), answer_method(s, std::move(s->methods.front())), asio::detached);
+    s->methods.pop_front();
+  }
+  auto due_patch = s->due_reports(steady::now());
+  if (!due_patch.empty()) co_await send_report(s, std::move(due_patch));
+  for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
+    if (s->telemetry_on[m] && steady::now() >= s->telemetry_due[m]) {
+      s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(p.telemetry[m]), steady::now());
+      co_await send_telemetry(s, m);
+    }
+  }
+  co_return false;
+}
+
+// The device's whole life. It takes the run by pointer: a coroutine frame keeps its parameters
+// for its lifetime, and the run (~400 bytes) moves into the device state at once. Every idle
+// device sleeps in this frame, so it holds little: the work is in step().
+asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_ptr, device_observer& observer, steady::time_point until,
+                                       std::shared_ptr<const std::atomic<bool>> stop) {
+  const auto start_at = run_ptr->start_at;
+  auto s = make_device(co_await asio::this_coro::executor, std::move(*run_ptr), observer);
+  run_ptr.reset();
   auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
   // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
-  if (const auto at = s->run.start_at) {
-    while (running() && steady::now() < *at) co_await detail::sleep_until(*s, *at);
+  if (start_at) {
+    while (running() && steady::now() < *start_at) co_await detail::sleep_until(*s, *start_at);
   }
   while (running()) {
     if (!s->session.connected()) {
       co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
       continue;
     }
-    // SAS renewal: reconnect before the token expires, then reconcile (A4).
-    if (!s->run.session.sas_key.empty() && std::chrono::system_clock::now() >= s->session.token_renewal_due()) {
-      const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(p.lifecycle.connect_timeout);
-      s->observer.session_ended(s->id, s->session_serial);  // a clean DISCONNECT: no closed handler
-      if (!co_await s->session.async_reconnect(s->run.hub, s->run.transport, timeout)) {
-        s->session_serial = detail::next_session_serial();
-        s->observer.session_started(s->id, s->session_serial);
-        (void)co_await synchronise(s, true);
-      }
-      continue;
-    }
-    if (s->flaky_drop_due(steady::now())) {
-      // The device's own network fails: the hub sees a lost connection, the device reconnects.
-      s->session.abort();
-      continue;
-    }
-    while (!s->inbox.empty()) {
-      auto n = std::move(s->inbox.front());
-      s->inbox.pop_front();
-      if (n.version <= s->document_version && !s->p().quirks.ignore_desired_version) {
-        // Queued before a GET (a reconnect, a gap's resync) whose desired state was as new.
-        s->observer.desired_stale(s->id, n.version);
-        continue;
-      }
-      co_await detail::wait_apply_delay(*s, n.patch);
-      auto [acks, status] = apply_desired(*s, n.patch, n.version);
-      co_await send_report(s, std::move(acks));
-      // Acknowledged: the service can see it now (convergence is measured to here).
-      s->observer.desired_applied(s->id, n.version, status);
-      s->observer.desired_applied_via(s->id, n.version, desired_via::notification, status);
-    }
-    if (s->resync_wanted && !s->lost) {
-      s->resync_wanted = false;
-      co_await resync(s);
-      continue;
-    }
-    while (!s->methods.empty()) {
-      asio::co_spawn(ex, answer_method(s, std::move(s->methods.front())), asio::detached);
-      s->methods.pop_front();
-    }
-    auto due_patch = s->due_reports(steady::now());
-    if (!due_patch.empty()) co_await send_report(s, std::move(due_patch));
-    for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
-      if (s->telemetry_on[m] && steady::now() >= s->telemetry_due[m]) {
-        s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(p.telemetry[m]), steady::now());
-        co_await send_telemetry(s, m);
-      }
-    }
+    if (co_await step(s)) continue;
     // Sleep until the next thing is due (a notification or a method wakes us earlier).
-    const auto next = s->next_due(until);
-    if (s->inbox.empty() && s->methods.empty() && !s->lost) co_await detail::sleep_until(*s, next);
+    if (s->inbox.empty() && s->methods.empty() && !s->lost) co_await detail::sleep_until(*s, s->next_due(until));
   }
   if (s->session.connected()) {
     (void)co_await s->session.async_disconnect();

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace twinfleet::device::detail {
@@ -131,11 +132,13 @@ class sleeper {
 // that came while it was busy would otherwise be missed until the safety net).
 [[nodiscard]] bool stopping_on_this_thread() noexcept;
 
+// Not a coroutine: the wait's own awaitable is returned, so a sleeping device keeps no frame of
+// this function (every idle device sleeps here).
 template <class State>
-boost::asio::awaitable<void> sleep_until(State& s, steady::time_point t) {
-  if (stopping_on_this_thread()) co_return;
-  s.wake.expires_at(std::min(t, steady::now() + std::chrono::seconds(60)));
-  (void)co_await s.wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+boost::asio::awaitable<std::tuple<boost::system::error_code>> sleep_until(State& s, steady::time_point t) {
+  const auto now = steady::now();
+  s.wake.expires_at(stopping_on_this_thread() ? now : std::min(t, now + std::chrono::seconds(60)));
+  return s.wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
 }
 
 // Waits the apply delay of `desired` (a write's new values) on a timer of its own, so that a
@@ -201,7 +204,7 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
     }
     const auto start = steady::now();
     const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
-    const auto ec = co_await s->session.async_connect(s->run.hub, s->run.transport, timeout);
+    const auto ec = co_await s->session.async_connect(s->hub, s->transport, timeout);
     if (!ec) {
       s->observer.connected(s->id, steady::now() - start);
       s->session_serial = next_session_serial();
