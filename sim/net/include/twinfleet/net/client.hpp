@@ -94,8 +94,10 @@ struct client_options {
   // Copied into the session: QoS 1 window and queue, max packet size, CONNACK and PINGRESP
   // timeouts.
   mqtt::session_options session;
-  // The read buffer a connection starts with and returns to after large packets.
-  std::uint32_t read_buffer_size = 512;
+  // The read buffer a connection starts with and returns to after large packets. Every idle
+  // connection holds one: a device's packets are mostly small (twin acknowledgements ~60
+  // bytes, PINGRESP 2, notifications 100–200), and a larger one grows it for the next read.
+  std::uint32_t read_buffer_size = 256;
   // The longest async_disconnect() (and any graceful close) waits for the broker to close its
   // side before the socket is closed regardless.
   std::chrono::milliseconds close_timeout{5'000};
