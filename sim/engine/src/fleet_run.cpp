@@ -1006,21 +1006,23 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   }
   const bool interrupted = stop->load();
   stop->store(true);
+  const auto hurried = [&] { return options.hurry && options.hurry->load(); };
+  // Back-end requests still on their way finish first (bounded), while the devices can still
+  // answer them: a method call waits for its device's response, which a stopped device never
+  // sends (the drain used to come after the devices stopped, and waited its whole bound
+  // whenever a method call was in flight at Ctrl-C).
+  const auto drain = steady::now() + std::chrono::seconds(5);
+  while (svc.in_flight.load() > 0 && steady::now() < drain && !hurried()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   devices_stop->store(true);
   for (std::size_t t = 0; t < rt.threads(); ++t) asio::post(rt.context(t), [] { device::wake_devices_on_this_thread(); });
-  const auto hurried = [&] { return options.hurry && options.hurry->load(); };
   const auto grace = steady::now() + std::chrono::seconds(15);
   while (finished.load() < fleet.size() && steady::now() < grace && !hurried()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   rt.stop();
   const auto finished_at = steady::now();
-  // Back-end requests still on their way finish (bounded), then the clients go, on the hub's
-  // thread, before the hub stops.
-  const auto drain = steady::now() + std::chrono::seconds(5);
-  while (svc.in_flight.load() > 0 && steady::now() < drain && !hurried()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
   // The final audit: every twin and shadow read back through the service, as the checker's
   // last evidence (bounded; skipped after a second Ctrl-C).
   auto audited = std::make_shared<std::atomic<std::size_t>>(0);
