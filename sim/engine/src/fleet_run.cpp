@@ -958,13 +958,15 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   auto last_sample = start;
   const auto settle_until = end + std::chrono::duration_cast<steady::duration>(options.settle);
   bool settling_said = false;
-  // Once the ramp is over and the fleet has settled, the memory that connecting used for a
-  // moment (coroutine frames, requests in flight) goes back to the system: glibc keeps the
-  // pages it freed, so an idle fleet would otherwise hold its connect-time peak (bench/README.md,
-  // memory). Once, on this thread; it holds each heap's lock for a few milliseconds.
+  // Once the fleet has connected (a second after the last device did, or 5 s after the ramp's
+  // end), the memory that connecting used for a moment (coroutine frames, requests in flight)
+  // goes back to the system: glibc keeps the pages it freed, so an idle fleet would otherwise
+  // hold its connect-time peak (bench/README.md, memory). Once, on this thread; it holds each
+  // heap's lock for a few milliseconds.
   const auto last_start = ramp.empty() ? scenario::duration{0} : *std::max_element(ramp.begin(), ramp.end());
-  const auto trim_at = start + std::chrono::duration_cast<steady::duration>(last_start) + std::chrono::seconds(5);
+  auto trim_at = start + std::chrono::duration_cast<steady::duration>(last_start) + std::chrono::seconds(5);
   bool trimmed = false;
+  bool all_connected = false;
   auto sample = [&](steady::time_point now) {
     const double t_s = std::chrono::duration<double>(now - start).count();
     stats.elapsed(t_s);
@@ -992,6 +994,10 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
         out("settle: the load has ended; waiting up to " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options.settle).count()) +
             " s for " + std::to_string(tracker.pending()) + " desired writes to converge");
       }
+    }
+    if (!all_connected && observer.connected_now() >= fleet.size()) {
+      all_connected = true;
+      trim_at = std::min(trim_at, now + std::chrono::seconds(1));
     }
     if (!trimmed && now >= trim_at) {
       trimmed = true;
