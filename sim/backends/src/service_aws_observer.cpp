@@ -98,12 +98,22 @@ enum class message_kind { document, malformed, other };
 
 struct aws_shadow_observer::impl {
   impl(asio::any_io_executor ex, aws_shadow_observer_options o) : executor(std::move(ex)), options(std::move(o)) {}
-  ~impl() {
-    if (client) {
-      // No callback may reach this object once it is gone; then Paho closes the socket.
+  ~impl() { abort(); }
+
+  // Ends the Paho client now: no callback (message, connection lost, or an operation's
+  // listener) runs after this returns — one already running finishes first, while the
+  // executor and the listeners' channels still exist — and Paho closes the socket. An
+  // operation of this observer still waiting is woken (its channel cancelled), finds no client
+  // when it resumes, and ends.
+  void abort() noexcept {
+    if (!client) return;
+    try {
       client->disable_callbacks();
-      client.reset();
+    } catch (const paho::exception&) {
+      // Paho refuses while a connect is in progress; destroying the client ends that too.
     }
+    client.reset();
+    for (auto& l : listeners) l->channel->cancel();
   }
 
   asio::any_io_executor executor;
@@ -270,7 +280,9 @@ boost::system::result<std::unique_ptr<aws_shadow_observer>> aws_shadow_observer:
 }
 
 aws_shadow_observer::aws_shadow_observer(std::shared_ptr<impl> state) : impl_(std::move(state)) {}
-aws_shadow_observer::~aws_shadow_observer() = default;  // impl's destructor aborts the connection
+// The impl may outlive the handle (a coroutine still holds it), but the connection may not:
+// Paho's threads would complete operations into channels whose executor is being destroyed.
+aws_shadow_observer::~aws_shadow_observer() { impl_->abort(); }
 
 void aws_shadow_observer::set_handler(document_handler handler) { impl_->handler = std::move(handler); }
 void aws_shadow_observer::set_closed_handler(closed_handler handler) { impl_->on_closed = std::move(handler); }
@@ -282,12 +294,14 @@ asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
   namespace errc = boost::system::errc;
   m.last_error.clear();
   co_await m.close_now();  // a start again: afresh
+  if (!m.client) co_return make_error_code(errc::operation_canceled);  // aborted meanwhile
 
   // Paho bounds the connect itself; our timer is the backstop.
   const auto limit = m.options.connect_timeout + std::chrono::seconds(2);
   auto& client = *m.client;
   const auto& co = m.connect_options;
   const auto connected = co_await m.run(false, limit, [&](paho::iaction_listener& l) { client.connect(co, nullptr, l); });
+  if (!m.client) co_return make_error_code(errc::operation_canceled);  // aborted meanwhile
   if (!connected.ok) {
     if (connected.timed_out) {
       if (m.last_error.empty()) m.last_error = "no CONNACK within the connect timeout";
@@ -328,7 +342,7 @@ asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
 asio::awaitable<void> aws_shadow_observer::async_stop() {
   const auto self = impl_;  // the handle may be destroyed while this runs
   auto& m = *self;
-  if (!m.client->is_connected()) co_return;
+  if (!m.client || !m.client->is_connected()) co_return;
   auto& client = *m.client;
   (void)co_await m.run(false, std::chrono::seconds(5), [&](paho::iaction_listener& l) {
     // 1 s for Paho to finish what it has in flight (it sends nothing: nothing to finish).

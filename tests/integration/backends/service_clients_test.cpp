@@ -33,6 +33,7 @@
 #include <functional>
 #include <sstream>
 
+#include <poll.h>
 #include <unistd.h>
 
 using namespace twinfleet;
@@ -588,6 +589,49 @@ TEST_CASE("aws observer: a refused certificate and a refused subscription end th
     missing.private_key_file = f.dir.path() / "no-such.key";
     CHECK_FALSE(backends::aws_shadow_observer::create(executor, missing));
   });
+}
+
+// A silent broker (it accepts and never answers CONNECT): the observer's handle is destroyed
+// while its async_start still waits, its executor not running. The connection must end then —
+// not at Paho's connect timeout — so that no Paho thread completes the operation later into an
+// executor that is being torn down (a run's second Ctrl-C crashed so, 139, now and then).
+TEST_CASE("aws observer: destroying it while a start waits drops the connection at once", "[backends]") {
+  asio::io_context io;
+  asio::io_context blocking;  // the test's own silent listener, used synchronously
+  asio::ip::tcp::acceptor listener(blocking, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  backends::aws_shadow_observer_options o;
+  o.use_tls = false;
+  o.host = "127.0.0.1";
+  o.port = listener.local_endpoint().port();
+  o.client_id = "observer-aborted";
+  o.connect_timeout = 20000ms;  // Paho would hold the connection this long
+  auto made = backends::aws_shadow_observer::create(io.get_executor(), o);
+  REQUIRE(made);
+  bool ended = false;
+  asio::co_spawn(io, (*made)->async_start(), [&](std::exception_ptr, boost::system::error_code) { ended = true; });
+  io.run_for(200ms);  // the start sends CONNECT and waits
+  pollfd pending{listener.native_handle(), POLLIN, 0};
+  REQUIRE(::poll(&pending, 1, 5000) == 1);
+  asio::ip::tcp::socket peer(blocking);
+  listener.accept(peer);
+  REQUIRE_FALSE(ended);
+
+  made->reset();  // the handle goes; the waiting start keeps the observer's state alive
+  pollfd closed{peer.native_handle(), POLLIN, 0};
+  bool eof = false;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!eof && std::chrono::steady_clock::now() < until) {
+    if (::poll(&closed, 1, 100) != 1) continue;
+    char buf[256];
+    boost::system::error_code ec;
+    const auto n = peer.read_some(asio::buffer(buf), ec);  // the CONNECT first, then the end
+    eof = ec || n == 0;
+  }
+  CHECK(eof);
+  // The start is woken and ends without a client, long before its own 22 s bound.
+  const auto resume_until = std::chrono::steady_clock::now() + 5s;
+  while (!ended && std::chrono::steady_clock::now() < resume_until) io.run_one_for(100ms);
+  CHECK(ended);
 }
 
 // An independent broker: mosquitto on an ephemeral port, plain MQTT, documents published by

@@ -93,7 +93,10 @@ class aws_shadow_observer {
   // checked by loading them once), errc::invalid_argument when Paho refuses the address.
   [[nodiscard]] static boost::system::result<std::unique_ptr<aws_shadow_observer>> create(
       boost::asio::any_io_executor executor, const aws_shadow_observer_options& options);
-  ~aws_shadow_observer();  // aborts the connection (no DISCONNECT); no handler runs after it
+  // Aborts the connection (no DISCONNECT) at once, even while an async_start() or async_stop()
+  // still waits (it then ends with operation_canceled, or without effect): no handler or Paho
+  // callback runs after it. Destroy it before its executor's context.
+  ~aws_shadow_observer();
   aws_shadow_observer(const aws_shadow_observer&) = delete;
   aws_shadow_observer& operator=(const aws_shadow_observer&) = delete;
 
