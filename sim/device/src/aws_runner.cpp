@@ -80,6 +80,13 @@ struct device_state : detail::device_core {
     return nullptr;
   }
   void poke() { wake.cancel(); }
+  bool has_pending() const {
+    if (!commands.empty()) return true;
+    for (const auto& sh : shadows) {
+      if (!sh.inbox.empty()) return true;
+    }
+    return false;
+  }
 };
 
 // Sends {"reported": patch} to a shadow; returns the accepted version, or nothing.
@@ -360,39 +367,13 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
   co_return false;
 }
 
-// The device's whole life (the run by pointer, as in azure_runner.cpp; the work is in step()).
-asio::awaitable<void> aws_device_main(std::unique_ptr<aws_device_run> run_ptr, device_observer& observer, steady::time_point until,
-                                     std::shared_ptr<const std::atomic<bool>> stop) {
-  const auto start_at = run_ptr->start_at;
-  auto s = make_device(co_await asio::this_coro::executor, std::move(*run_ptr), observer);
-  run_ptr.reset();
-  auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
-  // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
-  if (start_at) {
-    while (running() && steady::now() < *start_at) co_await detail::sleep_until(*s, *start_at);
-  }
-  while (running()) {
-    if (!s->session.connected()) {
-      co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
-      continue;
-    }
-    if (co_await step(s)) continue;
-    bool pending = !s->commands.empty();
-    for (const auto& sh : s->shadows) pending = pending || !sh.inbox.empty();
-    if (!pending && !s->lost) co_await detail::sleep_until(*s, s->next_due(until));
-  }
-  if (s->session.connected()) {
-    (void)co_await s->session.async_disconnect();
-    s->observer.session_ended(s->id, s->session_serial);
-  }
-}
-
 }  // namespace
 
 // Not a coroutine itself: the run goes to the heap and only a pointer into the device's frame.
 asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observer, steady::time_point until,
                                      std::shared_ptr<const std::atomic<bool>> stop) {
-  return aws_device_main(std::make_unique<aws_device_run>(std::move(run)), observer, until, std::move(stop));
+  return detail::device_main(std::make_unique<aws_device_run>(std::move(run)), observer, until, std::move(stop), &make_device, &synchronise,
+                             &step);
 }
 
 }  // namespace twinfleet::device

@@ -60,6 +60,7 @@ struct device_state : detail::device_core {
   bool resync_wanted = false;  // a desired $version gap was seen: GET the twin again (C1.3)
 
   void poke() { wake.cancel(); }
+  bool has_pending() const { return !inbox.empty() || !methods.empty(); }
 };
 
 // Sends a reported patch and tells the observer; false when it failed.
@@ -312,40 +313,13 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
   co_return false;
 }
 
-// The device's whole life. It takes the run by pointer: a coroutine frame keeps its parameters
-// for its lifetime, and the run (~400 bytes) moves into the device state at once. Every idle
-// device sleeps in this frame, so it holds little: the work is in step().
-asio::awaitable<void> azure_device_main(std::unique_ptr<azure_device_run> run_ptr, device_observer& observer, steady::time_point until,
-                                       std::shared_ptr<const std::atomic<bool>> stop) {
-  const auto start_at = run_ptr->start_at;
-  auto s = make_device(co_await asio::this_coro::executor, std::move(*run_ptr), observer);
-  run_ptr.reset();
-  auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
-  // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
-  if (start_at) {
-    while (running() && steady::now() < *start_at) co_await detail::sleep_until(*s, *start_at);
-  }
-  while (running()) {
-    if (!s->session.connected()) {
-      co_await detail::connect_and_sync<device_state>(s, until, stop, &synchronise);
-      continue;
-    }
-    if (co_await step(s)) continue;
-    // Sleep until the next thing is due (a notification or a method wakes us earlier).
-    if (s->inbox.empty() && s->methods.empty() && !s->lost) co_await detail::sleep_until(*s, s->next_due(until));
-  }
-  if (s->session.connected()) {
-    (void)co_await s->session.async_disconnect();
-    s->observer.session_ended(s->id, s->session_serial);
-  }
-}
-
 }  // namespace
 
 // Not a coroutine itself: the run goes to the heap and only a pointer into the device's frame.
 asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& observer, steady::time_point until,
                                      std::shared_ptr<const std::atomic<bool>> stop) {
-  return azure_device_main(std::make_unique<azure_device_run>(std::move(run)), observer, until, std::move(stop));
+  return detail::device_main(std::make_unique<azure_device_run>(std::move(run)), observer, until, std::move(stop), &make_device, &synchronise,
+                             &step);
 }
 
 }  // namespace twinfleet::device

@@ -226,4 +226,41 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
   }
 }
 
+// The device's whole life, the same on both platforms: `make` builds the device state (with
+// its session's handlers) from the run; the device waits for its place on the ramp, then
+// connects and synchronises whenever it is not connected, runs `step` when awake (true: come
+// round again at once), sleeps until the next thing is due when nothing is pending
+// (State::has_pending()), and disconnects at the end. It takes the run by pointer: a coroutine
+// frame keeps its parameters for its lifetime, and the run (~400 bytes) moves into the device
+// state at once. Every idle device sleeps in this frame, so it holds little: the work is in
+// `step`, whose frame ends before the device sleeps.
+template <class State, class Run, class Observer>
+boost::asio::awaitable<void> device_main(std::unique_ptr<Run> run, Observer& observer, steady::time_point until,
+                                         std::shared_ptr<const std::atomic<bool>> stop,
+                                         std::shared_ptr<State> (*make)(boost::asio::any_io_executor, Run&&, Observer&),
+                                         boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool),
+                                         boost::asio::awaitable<bool> (*step)(std::shared_ptr<State>)) {
+  const auto start_at = run->start_at;
+  auto s = make(co_await boost::asio::this_coro::executor, std::move(*run), observer);
+  run.reset();
+  auto running = [&] { return steady::now() < until && !(stop && stop->load()); };
+  // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
+  if (start_at) {
+    while (running() && steady::now() < *start_at) co_await sleep_until(*s, *start_at);
+  }
+  while (running()) {
+    if (!s->session.connected()) {
+      co_await connect_and_sync<State>(s, until, stop, synchronise);
+      continue;
+    }
+    if (co_await step(s)) continue;
+    // Sleep until the next thing is due (what arrives wakes the device earlier).
+    if (!s->has_pending() && !s->lost) co_await sleep_until(*s, s->next_due(until));
+  }
+  if (s->session.connected()) {
+    (void)co_await s->session.async_disconnect();
+    s->observer.session_ended(s->id, s->session_serial);
+  }
+}
+
 }  // namespace twinfleet::device::detail
