@@ -886,29 +886,34 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     while (!*done) (void)co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
     o.finished(i);
   };
+  // Starts device i on its thread, at its place on the ramp. The device waits for that place
+  // itself (start_at): a coroutine of ours around it would keep a frame of about 1 KiB per
+  // device for the whole run.
+  auto spawn = [&]<class Run>(Run run, std::size_t i,
+                              asio::awaitable<void> (*run_device)(Run, device::device_observer&, steady::time_point,
+                                                                  std::shared_ptr<const std::atomic<bool>>)) {
+    target.configure(run);
+    spread_source(run.transport, run.hub, i);
+    run.start_at = start + std::chrono::duration_cast<steady::duration>(ramp[i]);
+    if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
+      asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), i, observer, devices_until, devices_stop, run_device),
+                     [&finished](std::exception_ptr) { ++finished; });
+      return;
+    }
+    asio::co_spawn(rt.executor_for(i), run_device(std::move(run), observer, devices_until, devices_stop),
+                   [&finished, &observer, i](std::exception_ptr) {
+                     observer.finished(i);
+                     ++finished;
+                   });
+  };
   for (std::size_t i = 0; i < fleet.size(); ++i) {
-    const auto at = start + std::chrono::duration_cast<steady::duration>(ramp[i]);
     if (fleet[i].via == scenario::dialect::azure) {
       device::azure_device_run run;
       run.device_profile = fleet[i].profile;
       run.index = fleet[i].entry_index;
       run.seed = fleet[i].seed;
       run.session.device_id = fleet[i].id;
-      target.configure(run);
-      spread_source(run.transport, run.hub, i);
-      // The device waits for its place on the ramp itself (start_at): a coroutine of ours
-      // around it would keep a frame of about 1 KiB per device for the whole run.
-      run.start_at = at;
-      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
-        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), i, observer, devices_until, devices_stop, &device::run_azure_device),
-                       [&finished](std::exception_ptr) { ++finished; });
-        continue;
-      }
-      asio::co_spawn(rt.executor_for(i), device::run_azure_device(std::move(run), observer, devices_until, devices_stop),
-                     [&finished, &observer, i](std::exception_ptr) {
-                       observer.finished(i);
-                       ++finished;
-                     });
+      spawn(std::move(run), i, &device::run_azure_device);
     } else {
       device::aws_device_run run;
       run.device_profile = fleet[i].profile;
@@ -917,21 +922,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.session.thing_name = fleet[i].id;
       run.session.client_id = fleet[i].id;
       run.shadows = fleet[i].shadows;
-      target.configure(run);
-      spread_source(run.transport, run.hub, i);
-      // The device waits for its place on the ramp itself (start_at): a coroutine of ours
-      // around it would keep a frame of about 1 KiB per device for the whole run.
-      run.start_at = at;
-      if (fleet[i].profile->quirks.duplicate_connection) {  // C1.8: two clients of this id (run_twice above)
-        asio::co_spawn(rt.executor_for(i), run_twice(std::move(run), i, observer, devices_until, devices_stop, &device::run_aws_device),
-                       [&finished](std::exception_ptr) { ++finished; });
-        continue;
-      }
-      asio::co_spawn(rt.executor_for(i), device::run_aws_device(std::move(run), observer, devices_until, devices_stop),
-                     [&finished, &observer, i](std::exception_ptr) {
-                       observer.finished(i);
-                       ++finished;
-                     });
+      spawn(std::move(run), i, &device::run_aws_device);
     }
   }
 
