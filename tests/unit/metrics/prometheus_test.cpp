@@ -67,9 +67,10 @@ std::map<std::string, std::string> samples(const std::string& text) {
 
 void fill(metrics::registry& reg) {
   auto h = reg.histogram("twinfleet_operation_duration_seconds", azure_connect);
-  // 0.3 ms, 0.7 ms, 2 ms x2, 40 ms, 3 s, 2 min (above the last finite bucket): away from bounds.
-  for (std::uint64_t ns : {300'000ULL, 700'000ULL, 2'000'000ULL, 2'000'000ULL, 40'000'000ULL, 3'000'000'000ULL,
-                           120'000'000'000ULL})
+  // 0.3 ms, 0.7 ms, 2 ms x2, 15 ms, 22 ms, 40 ms, 3 s, 2 min (above the last finite bucket): away
+  // from bounds; 15 ms and 22 ms on either side of the 20 ms edge.
+  for (std::uint64_t ns : {300'000ULL, 700'000ULL, 2'000'000ULL, 2'000'000ULL, 15'000'000ULL, 22'000'000ULL, 40'000'000ULL,
+                           3'000'000'000ULL, 120'000'000'000ULL})
     h.record(ns);
   reg.counter("twinfleet_operations_total",
               {{"backend", "azure"}, {"profile", "lightbulb"}, {"operation", "connect"}, {"outcome", "ok"}})
@@ -85,9 +86,9 @@ void check_exposition(const std::string& text) {
   const auto s = samples(text);
   const std::string series = R"(twinfleet_operation_duration_seconds_bucket{backend="azure",profile="lightbulb",operation="connect",le=")";
   const std::map<std::string, std::string> expected_buckets = {
-      {"0.0005", "1"}, {"0.001", "2"}, {"0.0025", "4"}, {"0.005", "4"}, {"0.01", "4"}, {"0.025", "4"},
-      {"0.05", "5"},   {"0.1", "5"},   {"0.25", "5"},   {"0.5", "5"},   {"1", "5"},    {"2.5", "5"},
-      {"5", "6"},      {"10", "6"},    {"30", "6"},     {"60", "6"},    {"+Inf", "7"}};
+      {"0.0005", "1"}, {"0.001", "2"}, {"0.0025", "4"}, {"0.005", "4"}, {"0.01", "4"}, {"0.02", "5"},
+      {"0.025", "6"},  {"0.05", "7"},  {"0.1", "7"},   {"0.25", "7"},  {"0.5", "7"},  {"1", "7"},
+      {"2.5", "7"},    {"5", "8"},     {"10", "8"},    {"30", "8"},    {"60", "8"},   {"+Inf", "9"}};
   for (const auto& [le, count] : expected_buckets) {
     INFO("le " << le);
     const auto it = s.find(series + le + "\"}");
@@ -95,10 +96,10 @@ void check_exposition(const std::string& text) {
     CHECK(it->second == count);
   }
   CHECK(s.at(R"(twinfleet_operation_duration_seconds_count{backend="azure",profile="lightbulb",operation="connect"})") ==
-        "7");
+        "9");
   CHECK(std::stod(s.at(
             R"(twinfleet_operation_duration_seconds_sum{backend="azure",profile="lightbulb",operation="connect"})")) ==
-        Approx(123.045));
+        Approx(123.082));
   CHECK(s.at(R"(twinfleet_operations_total{backend="azure",profile="lightbulb",operation="connect",outcome="ok"})") ==
         "7");
   CHECK(s.at(R"(twinfleet_devices_connected{backend="azure",profile="lightbulb"})") == "42");
@@ -125,7 +126,7 @@ TEST_CASE("metrics prometheus: the text format has seconds and cumulative bucket
     last = count;
     ++buckets;
   }
-  CHECK(buckets == 17);
+  CHECK(buckets == 18);  // 17 bounds and +Inf
 }
 
 TEST_CASE("metrics prometheus: the exposer serves /metrics on 127.0.0.1", "[metrics][prometheus]") {
