@@ -6,6 +6,7 @@
 #include <twinfleet/auth/sas.hpp>
 #include <twinfleet/twin/names.hpp>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -55,8 +56,19 @@ std::string error_body(const twin::error& e) {
 }
 
 std::string response_topic(int status, std::string_view rid, std::optional<std::int64_t> version = std::nullopt) {
-  std::string topic = "$iothub/twin/res/" + std::to_string(status) + "/?$rid=" + std::string(rid);
-  if (version) topic += "&$version=" + std::to_string(*version);
+  // One allocation: every reported patch is answered on one of these.
+  constexpr std::string_view prefix = "$iothub/twin/res/";
+  char digits[24];
+  std::string topic;
+  topic.reserve(prefix.size() + 4 + 7 + rid.size() + (version ? 10 + 20 : 0));
+  topic += prefix;
+  topic.append(digits, std::to_chars(digits, digits + sizeof digits, status).ptr);
+  topic += "/?$rid=";
+  topic += rid;
+  if (version) {
+    topic += "&$version=";
+    topic.append(digits, std::to_chars(digits, digits + sizeof digits, *version).ptr);
+  }
   return topic;
 }
 
@@ -232,7 +244,11 @@ void azure_device_publish(hub_core::state& st, link& device, connection_state& c
       }
     }
     boost::system::error_code ec;
-    const auto patch = json::parse(publish.payload, ec);
+    // The parsed patch lives only for this call (the twin copies what it keeps): parsed into
+    // a buffer on the stack rather than one heap allocation per value.
+    unsigned char scratch[2048];
+    json::monotonic_resource arena(scratch, sizeof scratch);
+    const auto patch = json::parse(publish.payload, ec, &arena);
     twin::result<std::int64_t> r = ec ? twin::result<std::int64_t>(twin::error{400004, "The patch is not valid JSON."})
                                       : d->twin.patch_reported(patch, expected, now);
     if (!r) ++st.counters.azure_reported_rejected;
