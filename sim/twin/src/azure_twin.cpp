@@ -67,53 +67,70 @@ std::size_t value_size(const json::value& v) {
   }
 }
 
+// Where a value sits ("properties.reported.a.b[2]"), as a chain of views on the validator's
+// stack: the text is built only for an error message, not for every member of every patch.
+struct path_ref {
+  const path_ref* parent = nullptr;
+  std::string_view key;  // a member's name, or the root's whole path
+  std::size_t index = 0;
+  bool is_index = false;
+
+  [[nodiscard]] std::string str() const {
+    if (parent == nullptr) return std::string(key);
+    std::string out = parent->str();
+    if (is_index) return out + "[" + std::to_string(index) + "]";
+    return join_path(out, key);
+  }
+};
+
 struct validator {
   const azure_limits& limits;
 
-  result<void> key(std::string_view k, const std::string& path) const {
-    if (k.empty()) return invalid(path + ": a property name must not be empty");
+  result<void> key(std::string_view k, const path_ref& path) const {
+    if (k.empty()) return invalid(path.str() + ": a property name must not be empty");
     if (k.size() > limits.max_key_bytes) {
-      return invalid(path + ": property name is " + std::to_string(k.size()) + " bytes, the maximum is " +
+      return invalid(path.str() + ": property name is " + std::to_string(k.size()) + " bytes, the maximum is " +
                      std::to_string(limits.max_key_bytes));
     }
     bool bad = false;
     for_each_code_point(k, [&](std::uint32_t cp) { bad = bad || forbidden_in_key(cp); });
     if (bad) {
-      return invalid(path + ": property names must not contain '.', '$', space or control characters");
+      return invalid(path.str() + ": property names must not contain '.', '$', space or control characters");
     }
     return {};
   }
 
   // `level` is the nesting level of the object or array `v` lives in (1 for a section member).
-  result<void> value(const json::value& v, const std::string& path, std::size_t level) const {
+  result<void> value(const json::value& v, const path_ref& path, std::size_t level) const {
     switch (v.kind()) {
       case json::kind::object:
         if (level > limits.max_depth) {
-          return invalid(path + ": nesting goes past the maximum depth of " + std::to_string(limits.max_depth));
+          return invalid(path.str() + ": nesting goes past the maximum depth of " + std::to_string(limits.max_depth));
         }
         return object(v.get_object(), path, level + 1);
       case json::kind::array: {
         std::size_t i = 0;
         for (const auto& e : v.get_array()) {
-          auto r = value(e, path + "[" + std::to_string(i++) + "]", level);
+          const path_ref element{&path, {}, i++, true};
+          auto r = value(e, element, level);
           if (!r) return r;
         }
         return {};
       }
       case json::kind::string:
         if (v.get_string().size() > limits.max_string_bytes) {
-          return invalid(path + ": Property or Tag value should be maximum " + std::to_string(limits.max_string_bytes) +
-                         " bytes");
+          return invalid(path.str() + ": Property or Tag value should be maximum " +
+                         std::to_string(limits.max_string_bytes) + " bytes");
         }
         return {};
       case json::kind::int64:
         if (v.get_int64() < limits.min_integer || v.get_int64() > limits.max_integer) {
-          return invalid(path + ": integer " + std::to_string(v.get_int64()) + " is outside -2^52 .. 2^52-1");
+          return invalid(path.str() + ": integer " + std::to_string(v.get_int64()) + " is outside -2^52 .. 2^52-1");
         }
         return {};
       case json::kind::uint64:
         if (v.get_uint64() > static_cast<std::uint64_t>(limits.max_integer)) {
-          return invalid(path + ": integer " + std::to_string(v.get_uint64()) + " is outside -2^52 .. 2^52-1");
+          return invalid(path.str() + ": integer " + std::to_string(v.get_uint64()) + " is outside -2^52 .. 2^52-1");
         }
         return {};
       default:
@@ -121,13 +138,17 @@ struct validator {
     }
   }
 
-  result<void> object(const json::object& o, const std::string& path, std::size_t level) const {
+  result<void> object(const json::object& o, const path_ref& path, std::size_t level) const {
     for (const auto& member : o) {
-      const std::string child = join_path(path, member.key());
+      const path_ref child{&path, member.key()};
       if (auto r = key(member.key(), child); !r) return r;
       if (auto r = value(member.value(), child, level); !r) return r;
     }
     return {};
+  }
+
+  result<void> object(const json::object& o, std::string_view root, std::size_t level) const {
+    return object(o, path_ref{nullptr, root}, level);
   }
 };
 
@@ -256,7 +277,7 @@ std::string counter_etag(std::int64_t value) {
 std::size_t azure_section_size(const json::object& section) { return object_size(section); }
 
 result<void> validate_azure_section(const json::object& section, std::string_view path, const azure_limits& limits) {
-  return validator{limits}.object(section, std::string(path), 1);
+  return validator{limits}.object(section, path, 1);
 }
 
 if_match if_match::parse(std::string_view header) {

@@ -308,6 +308,10 @@ TEST_CASE("integers must lie within -2^52 .. 2^52-1", "[twin][azure][limits]") {
     REQUIRE_FALSE(r);
     CHECK(r.error().code == 400004);
   }
+  // The message names where the value sits, array indexes included.
+  auto r = twin.patch_reported(jv(R"({"a":[1,{"i":4503599627370496}]})"), std::nullopt, at(3));
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::StartsWith("properties.reported.a[1].i: integer 4503599627370496 is outside"));
 }
 
 TEST_CASE("section size follows the documented algorithm", "[twin][azure][limits]") {
