@@ -10,6 +10,7 @@
 //   prom_histogram operator-(const prom_histogram& end, const prom_histogram& start);
 //   double histogram_quantile(double q, const prom_histogram& h);   // as PromQL's, interpolated
 //   double quantile_bucket_upper(double q, const prom_histogram& h); // le of the bucket holding it
+//   double share_at_or_below(double le, const prom_histogram& h);    // of the count, at an edge
 //   bool prom_histogram_self_test();                                 // asserts; fleet_bench --self-test
 #pragma once
 
@@ -174,6 +175,17 @@ inline double quantile_bucket_upper(double q, const prom_histogram& h) {
   return i < 0 ? std::numeric_limits<double>::quiet_NaN() : b[static_cast<std::size_t>(i)].le;
 }
 
+// The share of the observations at or below `le`, which must be one of the histogram's edges
+// (exact: no interpolation); NaN when it is not an edge or nothing was observed. With a 20 ms
+// edge, "p99 <= 20 ms" is exactly "share_at_or_below(0.02) >= 0.99".
+inline double share_at_or_below(double le, const prom_histogram& h) {
+  if (h.count <= 0) return std::numeric_limits<double>::quiet_NaN();
+  for (const auto& b : h.buckets) {
+    if (std::fabs(b.le - le) <= 1e-12 * std::max(1.0, std::fabs(le))) return std::min(1.0, b.count / h.count);
+  }
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
 // Checks the parsing, the difference and both quantiles on hand-made text: prints each mismatch
 // and returns false (and asserts, where NDEBUG is not defined; RelWithDebInfo defines it).
 inline bool prom_histogram_self_test() {
@@ -235,8 +247,11 @@ inline bool prom_histogram_self_test() {
   check(near(histogram_quantile(0.99, w), 0.05), "p99 in +Inf gives the last finite le");
   check(std::isinf(quantile_bucket_upper(0.99, w)), "p99 bucket is +Inf");
   check(near(histogram_quantile(0.25, w), 0.005), "p25 inside the first bucket from 0");
+  check(near(share_at_or_below(0.025, w), 0.9) && near(share_at_or_below(0.01, w), 0.5), "share at an edge");
+  check(std::isnan(share_at_or_below(0.02, w)), "share at a value that is not an edge: NaN");
   prom_histogram none = a - a;
   check(std::isnan(histogram_quantile(0.5, none)), "no observations: NaN");
+  check(std::isnan(share_at_or_below(0.01, none)), "no observations: no share");
   check(std::isnan(histogram_quantile(0.5, prom_histogram{})), "no buckets: NaN");
   check(std::isnan(histogram_quantile(1.5, w)), "q outside [0, 1]: NaN");
   // A non-monotonic scrape (a bucket read a moment before the next) is made monotonic first.
