@@ -1,6 +1,7 @@
 #include "runner_common.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <unordered_set>
 
 namespace twinfleet::device::detail {
@@ -10,6 +11,15 @@ namespace json = boost::json;
 namespace {
 thread_local std::unordered_set<boost::asio::steady_timer*> sleepers;
 thread_local bool stopping = false;
+thread_local std::size_t connecting_limit = 0;  // limit_connecting_on_this_thread
+thread_local std::size_t connecting = 0;
+// The devices waiting for a place, in order of arrival. A device woken for another reason
+// (a stop) may still have an entry here: only the members of `waiting` count, and a device is
+// queued once however often it asks. A place that frees goes straight to the first waiter
+// (`granted`), so a device arriving meanwhile cannot take it.
+thread_local std::deque<boost::asio::steady_timer*> connect_queue;
+thread_local std::unordered_set<boost::asio::steady_timer*> waiting;
+thread_local std::unordered_set<boost::asio::steady_timer*> granted;
 }  // namespace
 
 bool stopping_on_this_thread() noexcept { return stopping; }
@@ -17,9 +27,35 @@ bool stopping_on_this_thread() noexcept { return stopping; }
 sleeper::sleeper(boost::asio::steady_timer& wake) : wake_(&wake) { sleepers.insert(wake_); }
 sleeper::~sleeper() {
   sleepers.erase(wake_);
+  waiting.erase(wake_);
+  if (granted.erase(wake_) > 0) leave_connecting();  // a place given to a device that ended first
   // A thread's stop ends with its last device: devices started here later sleep again (tests
   // run one device after another on one thread).
   if (sleepers.empty()) stopping = false;
+}
+
+bool enter_connecting(boost::asio::steady_timer& wake) {
+  if (granted.erase(&wake) > 0) return true;  // handed over by leave_connecting()
+  if (connecting_limit == 0 || connecting < connecting_limit) {
+    ++connecting;
+    waiting.erase(&wake);
+    return true;
+  }
+  if (waiting.insert(&wake).second) connect_queue.push_back(&wake);
+  return false;
+}
+
+void leave_connecting() noexcept {
+  while (!connect_queue.empty()) {
+    auto* next = connect_queue.front();
+    connect_queue.pop_front();
+    if (waiting.erase(next) > 0) {
+      granted.insert(next);  // the place stays counted, now the next device's
+      next->cancel();
+      return;
+    }
+  }
+  if (connecting > 0) --connecting;
 }
 
 std::uint64_t next_session_serial() noexcept {
@@ -187,6 +223,8 @@ steady::time_point device_core::next_due(steady::time_point until) const {
 }  // namespace twinfleet::device::detail
 
 namespace twinfleet::device {
+
+void limit_connecting_on_this_thread(std::size_t limit) noexcept { detail::connecting_limit = limit; }
 
 void wake_devices_on_this_thread() {
   // Cancelling a timer only queues its handler: no device runs (or unregisters) meanwhile.

@@ -132,6 +132,12 @@ class sleeper {
 // that came while it was busy would otherwise be missed until the safety net).
 [[nodiscard]] bool stopping_on_this_thread() noexcept;
 
+// The thread's limit on devices connecting at once (limit_connecting_on_this_thread): takes a
+// place when one is free; otherwise queues `wake` (cancelled when a place frees) and returns
+// false.
+[[nodiscard]] bool enter_connecting(boost::asio::steady_timer& wake);
+void leave_connecting() noexcept;
+
 // Not a coroutine: the wait's own awaitable is returned, so a sleeping device keeps no frame of
 // this function (every idle device sleeps here).
 template <class State>
@@ -202,21 +208,30 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
       co_await sleep_until(*s, s->offline_until);
       continue;
     }
-    const auto start = steady::now();
-    const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
-    const auto ec = co_await s->session.async_connect(s->hub, s->transport, timeout);
-    if (!ec) {
-      s->observer.connected(s->id, steady::now() - start);
-      s->session_serial = next_session_serial();
-      s->observer.session_started(s->id, s->session_serial);
-      s->lost = false;
-      if (co_await synchronise(s, !s->first_connect)) {
-        s->first_connect = false;
-        co_return;
+    if (!enter_connecting(s->wake)) {
+      co_await sleep_until(*s, until);  // a place freeing up wakes it, and so does a stop
+      continue;
+    }
+    {
+      struct leave_on_exit {  // the place is given up before any back-off
+        ~leave_on_exit() { leave_connecting(); }
+      } leave;
+      const auto start = steady::now();
+      const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
+      const auto ec = co_await s->session.async_connect(s->hub, s->transport, timeout);
+      if (!ec) {
+        s->observer.connected(s->id, steady::now() - start);
+        s->session_serial = next_session_serial();
+        s->observer.session_started(s->id, s->session_serial);
+        s->lost = false;
+        if (co_await synchronise(s, !s->first_connect)) {
+          s->first_connect = false;
+          co_return;
+        }
+        s->session.abort();
+      } else {
+        s->observer.connect_failed(s->id, ec);
       }
-      s->session.abort();
-    } else {
-      s->observer.connect_failed(s->id, ec);
     }
     const auto delay = s->p().lifecycle.reconnect.delay(attempt++, s->random);
     const auto wait_until = steady::now() + std::chrono::duration_cast<steady::duration>(delay);

@@ -395,6 +395,7 @@ class scenario_reader {
     if (const auto r = m.get("rate").as_rate(0.001, 1e7)) s.ramp.rate = *r;
     if (const auto d = m.get("duration").as_duration(0ns, 24h)) s.ramp.over = *d;
     if (const auto j = m.get("jitter").as_fraction(0, 1)) s.ramp.jitter = *j;
+    if (const auto c = m.get("max_connecting").as_int(0, 10'000'000)) s.ramp.max_connecting = static_cast<std::uint64_t>(*c);
   }
 
   load_rate read_load(const node& n, const char* names_key, node* names_node = nullptr) {

@@ -215,3 +215,73 @@ lifecycle:
   hub.async_stop([&] { stopped = true; });
   for (int i = 0; i < 100 && !stopped; ++i) io.run_for(50ms);
 }
+
+TEST_CASE("azure devices: a thread's connecting limit lets its devices connect and synchronise a few at a time, in order",
+          "[device][azure][integration]") {
+  config::diagnostics diags;
+  auto profile = scenario::load_profile_string(R"(
+name: plain-bulb
+identity: { id: "plain-{index:03}" }
+reported:
+  firmware: { constant: "2.3.1" }
+lifecycle:
+  keep_alive: 60s
+)", "plain-bulb.yaml", diags);
+  INFO(diags.to_string());
+  REQUIRE(profile);
+
+  // Connects of 6 devices started together; every twin GET answer is held back 300 ms by the
+  // hub, so a device stays in its connect-and-synchronise phase for at least that long.
+  auto connect_times = [&](std::size_t limit) {
+    asio::io_context io;
+    test::temp_dir dir;
+    hub::hub_options options;
+    options.settings.auth = hub::auth_mode::open;
+    options.settings.faults.delivery = {hub::delivery_fault{{hub::outbound_kind::azure_twin_response}, 300ms}};
+    options.certs_dir = dir.path();
+    options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+    options.log = [](std::string_view) {};
+    hub::local_hub hub(io.get_executor(), options);
+    REQUIRE_FALSE(hub.start());
+    device::limit_connecting_on_this_thread(limit);
+
+    struct timing : device::device_observer {
+      std::vector<std::pair<steady::time_point, std::string>> connected_at;
+      void connected(std::string_view id, std::chrono::nanoseconds) override { connected_at.emplace_back(steady::now(), id); }
+    } seen;
+    int done = 0;
+    const auto until = steady::now() + 2s;
+    for (int i = 1; i <= 6; ++i) {
+      device::azure_device_run run;
+      run.device_profile = profile;
+      run.index = static_cast<std::uint64_t>(i);
+      run.seed = static_cast<std::uint64_t>(i);
+      run.session.device_id = "plain-00" + std::to_string(i);
+      run.session.sas_key = hub.core().device_key_for(run.session.device_id);
+      run.hub = hub.listeners().at(0).endpoint;
+      asio::co_spawn(io, device::run_azure_device(run, seen, until), [&](std::exception_ptr) { ++done; });
+    }
+    const auto deadline = steady::now() + 15s;
+    while (done < 6 && steady::now() < deadline) io.run_for(100ms);
+    device::limit_connecting_on_this_thread(0);
+    REQUIRE(done == 6);
+    bool stopped = false;
+    hub.async_stop([&] { stopped = true; });
+    for (int i = 0; i < 100 && !stopped; ++i) io.run_for(50ms);
+    return seen.connected_at;
+  };
+
+  using ms = std::chrono::milliseconds;
+  const auto gated = connect_times(2);
+  REQUIRE(gated.size() == 6);
+  // Two at a time: the third connects only once one of the first two has its twin (>= 300 ms),
+  // the fifth once one of the next two has.
+  CHECK(std::chrono::duration_cast<ms>(gated[2].first - gated[0].first).count() >= 250);
+  CHECK(std::chrono::duration_cast<ms>(gated[4].first - gated[2].first).count() >= 250);
+  // First come, first served: the devices were started in id order.
+  for (std::size_t i = 0; i < gated.size(); ++i) CHECK(gated[i].second == "plain-00" + std::to_string(i + 1));
+
+  const auto free_for_all = connect_times(0);
+  REQUIRE(free_for_all.size() == 6);
+  CHECK(std::chrono::duration_cast<ms>(free_for_all[5].first - free_for_all[0].first).count() < 250);
+}

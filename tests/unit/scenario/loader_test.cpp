@@ -307,7 +307,14 @@ TEST_CASE("ramp schedule and phase timeline", "[scenario][plan]") {
 
 TEST_CASE("overrides (--set) change the YAML before it is read, and are checked like it", "[scenario][overrides]") {
   auto options = shipped_profiles();
-  options.overrides = {{"seed", "77"}, {"phases[1].duration", "5s"}, {"ramp.jitter", "0.25"}, {"fleet.0.count", "3"}};
+  {
+    config::diagnostics plain;
+    const auto d = sc::load_scenario(repo() / "scenarios/quickstart.yaml", plain, options);
+    REQUIRE(d);
+    CHECK(d->ramp.max_connecting == 2000);  // the default
+  }
+  options.overrides = {{"seed", "77"},          {"phases[1].duration", "5s"},    {"ramp.jitter", "0.25"},
+                       {"fleet.0.count", "3"}, {"ramp.max_connecting", "250"}};
   config::diagnostics diags;
   const auto s = sc::load_scenario(repo() / "scenarios/quickstart.yaml", diags, options);
   INFO(diags.to_string());
@@ -316,6 +323,7 @@ TEST_CASE("overrides (--set) change the YAML before it is read, and are checked 
   CHECK(s->phases[1].length == 5s);
   CHECK(s->ramp.jitter == Approx(0.25));
   CHECK(s->fleet[0].count == 3);
+  CHECK(s->ramp.max_connecting == 250);
 
   // Each bad override is an error naming it; a wrong value is checked like one in the file.
   options.overrides = {{"phases.9.duration", "5s"}, {"seed.x", "1"}, {"ramp.jitter", "2"}, {"", "1"}, {"name", "[unclosed"}};
@@ -332,6 +340,11 @@ TEST_CASE("overrides (--set) change the YAML before it is read, and are checked 
   config::diagnostics range;
   CHECK_FALSE(sc::load_scenario(repo() / "scenarios/quickstart.yaml", range, options));
   CHECK(range.to_string().find("ramp.jitter") != std::string::npos);
+  options.overrides = {{"ramp.max_connecting", "-1"}};
+  config::diagnostics negative;
+  CHECK_FALSE(sc::load_scenario(repo() / "scenarios/quickstart.yaml", negative, options));
+  INFO(negative.to_string());
+  CHECK(negative.to_string().find("ramp.max_connecting: -1 is out of range") != std::string::npos);
 }
 
 TEST_CASE("scale_fleet (--devices) keeps each entry's share", "[scenario][plan]") {

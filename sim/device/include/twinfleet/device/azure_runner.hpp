@@ -78,6 +78,14 @@ class device_observer {
 // lasts until its last device has ended.
 void wake_devices_on_this_thread();
 
+// At most `limit` devices of this thread connect and synchronise (connect, subscribe, the
+// first twin or shadow GET) at once; the others wait their turn, first come first served
+// (0: no limit, the default). Call it on the thread before its devices start (e.g. posted to
+// its executor first). An all-at-once ramp of 19,500 devices otherwise has every device
+// mid-connect together: each one's connect latency is then mostly the simulator's own queue,
+// and the memory those connects use for a moment stays fragmented afterwards (bench/README.md).
+void limit_connecting_on_this_thread(std::size_t limit) noexcept;
+
 struct azure_device_run {
   std::shared_ptr<const profile> device_profile;
   std::uint64_t index = 0;   // the {index} of its id

@@ -106,6 +106,9 @@ struct ramp_spec {
   double rate = 500;             // connections per second
   std::optional<duration> over;  // when set, rate = devices / over
   double jitter = 0;             // fraction of the gap, [0, 1]
+  // At most this many devices of a process connecting and synchronising at once; the others
+  // wait their turn (0: no limit). Bounds the simulator's own queue in a connect storm.
+  std::uint64_t max_connecting = 2000;
 };
 
 // Back-end load of one kind: `rate` per second over the fleet, or per device when per_device.
