@@ -376,4 +376,10 @@ asio::awaitable<void> run_aws_device(aws_device_run run, device_observer& observ
                              &step);
 }
 
+void start_aws_device(asio::any_io_executor executor, aws_device_run run, device_observer& observer, steady::time_point until,
+                        std::shared_ptr<const std::atomic<bool>> stop, std::function<void()> on_end) {
+  detail::start_device(std::move(executor), std::move(run), observer, until, std::move(stop), &make_device, &synchronise,
+                       &step, std::move(on_end));
+}
+
 }  // namespace twinfleet::device

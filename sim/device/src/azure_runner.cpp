@@ -322,4 +322,10 @@ asio::awaitable<void> run_azure_device(azure_device_run run, device_observer& ob
                              &step);
 }
 
+void start_azure_device(asio::any_io_executor executor, azure_device_run run, device_observer& observer, steady::time_point until,
+                        std::shared_ptr<const std::atomic<bool>> stop, std::function<void()> on_end) {
+  detail::start_device(std::move(executor), std::move(run), observer, until, std::move(stop), &make_device, &synchronise,
+                       &step, std::move(on_end));
+}
+
 }  // namespace twinfleet::device

@@ -897,9 +897,13 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   // Starts device i on its thread, at its place on the ramp. The device waits for that place
   // itself (start_at): a coroutine of ours around it would keep a frame of about 1 KiB per
   // device for the whole run.
+  // A device of its own starts without a coroutine of ours (start_*_device): an idle one then
+  // holds no coroutine frame at all while nothing is due (bench/README.md, memory).
   auto spawn = [&]<class Run>(Run run, std::size_t i,
                               asio::awaitable<void> (*run_device)(Run, device::device_observer&, steady::time_point,
-                                                                  std::shared_ptr<const std::atomic<bool>>)) {
+                                                                  std::shared_ptr<const std::atomic<bool>>),
+                              void (*start_device)(asio::any_io_executor, Run, device::device_observer&, steady::time_point,
+                                                   std::shared_ptr<const std::atomic<bool>>, std::function<void()>)) {
     target.configure(run);
     spread_source(run.transport, run.hub, i);
     run.start_at = start + std::chrono::duration_cast<steady::duration>(ramp[i]);
@@ -908,11 +912,10 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
                      [&finished](std::exception_ptr) { ++finished; });
       return;
     }
-    asio::co_spawn(rt.executor_for(i), run_device(std::move(run), observer, devices_until, devices_stop),
-                   [&finished, &observer, i](std::exception_ptr) {
-                     observer.finished(i);
-                     ++finished;
-                   });
+    start_device(rt.executor_for(i), std::move(run), observer, devices_until, devices_stop, [&finished, &observer, i] {
+      observer.finished(i);
+      ++finished;
+    });
   };
   for (std::size_t i = 0; i < fleet.size(); ++i) {
     if (fleet[i].via == scenario::dialect::azure) {
@@ -921,7 +924,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.index = fleet[i].entry_index;
       run.seed = fleet[i].seed;
       run.session.device_id = fleet[i].id;
-      spawn(std::move(run), i, &device::run_azure_device);
+      spawn(std::move(run), i, &device::run_azure_device, &device::start_azure_device);
     } else {
       device::aws_device_run run;
       run.device_profile = fleet[i].profile;
@@ -930,7 +933,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       run.session.thing_name = fleet[i].id;
       run.session.client_id = fleet[i].id;
       run.shadows = fleet[i].shadows;
-      spawn(std::move(run), i, &device::run_aws_device);
+      spawn(std::move(run), i, &device::run_aws_device, &device::start_aws_device);
     }
   }
 

@@ -285,3 +285,85 @@ lifecycle:
   REQUIRE(free_for_all.size() == 6);
   CHECK(std::chrono::duration_cast<ms>(free_for_all[5].first - free_for_all[0].first).count() < 250);
 }
+
+TEST_CASE("azure device: started without a coroutine of the caller's, an idle device parks and still answers writes, "
+          "methods and a stop",
+          "[device][azure][integration]") {
+  config::diagnostics diags;
+  // Nothing periodic: once synchronised, the device has nothing due and parks (no coroutine).
+  auto profile = scenario::load_profile_string(R"(
+name: quiet-bulb
+identity: { id: "quiet-{index:03}" }
+desired:
+  brightness: { type: integer, min: 0, max: 100, initial: 80 }
+reported:
+  firmware: { constant: "2.3.1" }
+commands:
+  blink: { status: 200, response: { blinked: true } }
+lifecycle:
+  keep_alive: 60s
+)", "quiet-bulb.yaml", diags);
+  INFO(diags.to_string());
+  REQUIRE(profile);
+
+  asio::io_context io;
+  test::temp_dir dir;
+  hub::hub_options options;
+  options.settings.auth = hub::auth_mode::open;
+  options.certs_dir = dir.path();
+  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+  options.log = [](std::string_view) {};
+  hub::local_hub hub(io.get_executor(), options);
+  REQUIRE_FALSE(hub.start());
+
+  device::azure_device_run run;
+  run.device_profile = profile;
+  run.index = 1;
+  run.seed = 5;
+  run.session.device_id = "quiet-001";
+  run.session.sas_key = hub.core().device_key_for("quiet-001");
+  run.hub = hub.listeners().at(0).endpoint;
+  run.start_at = steady::now() + 300ms;  // waits for its place parked, too
+  recorder seen;
+  auto stop = std::make_shared<std::atomic<bool>>(false);
+  bool ended = false;
+  device::start_azure_device(io.get_executor(), run, seen, steady::now() + 30s, stop, [&] { ended = true; });
+  auto run_until = [&](auto done, std::chrono::milliseconds bound) {
+    const auto deadline = steady::now() + bound;
+    while (!done() && steady::now() < deadline) io.run_for(20ms);
+    return done();
+  };
+  REQUIRE(run_until([&] { return seen.connects == 1 && hub.core().connected_devices() == 1; }, 5s));
+  // Past park_after (2 s) with nothing due: parked.
+  io.run_for(2500ms);
+  CHECK_FALSE(ended);
+
+  auto write = hub.core().azure_update_twin("quiet-001", test::jv(R"({"properties":{"desired":{"brightness":40}}})"), {},
+                                            false, std::chrono::system_clock::now());
+  REQUIRE(write.has_value());
+  CHECK(run_until([&] { return std::find(seen.applied.begin(), seen.applied.end(), std::pair<std::int64_t, int>{2, 200}) !=
+                               seen.applied.end(); },
+                  2s));
+  std::optional<hub::method_response> blink;
+  hub.core().azure_invoke_method("quiet-001", test::jv(R"({"methodName":"blink","payload":{},"responseTimeoutInSeconds":5})"),
+                                 std::chrono::system_clock::now(), [&](twin::result<hub::method_response> r) {
+                                   if (r) blink = *r;
+                                 });
+  CHECK(run_until([&] { return blink.has_value(); }, 2s));
+  if (blink) CHECK(blink->status == 200);
+  const auto twin = hub.core().azure_get_twin("quiet-001");
+  REQUIRE(twin.has_value());
+  CHECK(twin->at("properties").at("reported").at("brightness").at("value") == 40);
+
+  // Parked again, then stopped the way the engine stops its threads' devices.
+  io.run_for(2500ms);
+  stop->store(true);
+  asio::post(io, [] { device::wake_devices_on_this_thread(); });
+  CHECK(run_until([&] { return ended; }, 2s));
+  CHECK(hub.core().connected_devices() == 0);  // it disconnected before ending
+  CHECK(seen.connects == 1);
+
+  bool stopped = false;
+  hub.async_stop([&] { stopped = true; });
+  for (int i = 0; i < 100 && !stopped; ++i) io.run_for(50ms);
+}
