@@ -18,7 +18,8 @@
 //
 // Memory: no per-message allocation beyond what the session needs and Asio's recycled
 // operations; the read buffer starts small, grows to the packet in hand and shrinks back after
-// large packets; the write buffer is swapped with the session's and released when it grew large.
+// large packets; the write buffer is swapped with the session's and released once everything
+// queued is written.
 #pragma once
 
 #include "streams.hpp"
