@@ -170,6 +170,16 @@ void connection_core::start_read() {
   // closes (a lingering close, so that it receives our last packet rather than a reset) or the
   // close deadline passes.
   if (session_->closing()) read_used_ = 0;
+  if (read_used_ == 0 && !session_->closing() && stream_->reads_when_ready()) {
+    // Nothing in hand: wait for the socket with no buffer held (an idle connection's case).
+    if (read_capacity_ > 0) {
+      read_buffer_.reset();
+      read_capacity_ = 0;
+    }
+    reading_ = true;
+    stream_->async_wait_readable(handler(io_event::readable));
+    return;
+  }
   prepare_read_buffer();
   reading_ = true;
   stream_->async_read_some(asio::buffer(read_buffer_.get() + read_used_, read_capacity_ - read_used_),
@@ -195,6 +205,56 @@ void connection_core::process_input() {
     // read_needed_ counted from `offset`, the new start.
     read_used_ -= offset;
     if (read_used_ > 0) std::memmove(read_buffer_.get(), read_buffer_.get() + offset, read_used_);
+  }
+  after_session_change();
+}
+
+void connection_core::read_ready() {
+  // Bigger than any read of an idle or a busy connection needs at once; one per thread.
+  constexpr std::uint32_t scratch_size = 16 * 1024;
+  thread_local const std::unique_ptr<char[]> scratch = std::make_unique_for_overwrite<char[]>(scratch_size);
+  // Stops as soon as the session wants no more for now: a partial packet (the buffered reads
+  // take over), a closing session, a CONNECT the application has still to decide on.
+  while (!closed_ && read_used_ == 0 && !session_->closing() &&
+         session_->state() != mqtt::session_state::awaiting_decision) {
+    error_code ec;
+    const auto n = static_cast<std::uint32_t>(stream_->read_now(asio::buffer(scratch.get(), scratch_size), ec));
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;  // drained
+    if (ec) {
+      note_reason(ec);
+      close_stream();
+      return;
+    }
+    consume(scratch.get(), n);
+    if (n < scratch_size) break;  // a short read: the socket was drained
+  }
+}
+
+void connection_core::consume(const char* bytes, std::uint32_t size) {
+  const auto now = clock::now();
+  std::uint32_t offset = 0;
+  while (!closed_ && offset < size) {
+    auto step = session_->on_bytes(std::string_view(bytes + offset, size - offset), now);
+    if (step.consumed == 0 && std::holds_alternative<std::monostate>(step.event)) {
+      read_needed_ = static_cast<std::uint32_t>(step.needed);
+      break;
+    }
+    // The event's views point into `bytes`, which stay put until this returns.
+    offset += static_cast<std::uint32_t>(step.consumed);
+    dispatch(step.event, now);
+    if (step.consumed == 0) break;  // the session closed the connection
+  }
+  if (!closed_ && offset < size && !session_->closing()) {
+    // An incomplete packet (or what follows a CONNECT still to be decided): kept in
+    // read_buffer_, where the buffered reads carry on.
+    const std::uint32_t left = size - offset;
+    const std::uint32_t want = std::max({read_needed_, left + 1, read_buffer_size_});
+    if (want > read_capacity_) {
+      read_buffer_ = std::make_unique_for_overwrite<char[]>(want);
+      read_capacity_ = want;
+    }
+    std::memcpy(read_buffer_.get(), bytes + offset, left);
+    read_used_ = left;
   }
   after_session_change();
 }
@@ -250,6 +310,22 @@ void connection_core::on_io(io_event event, error_code ec, std::size_t bytes) {
         } catch (...) {
           fail_with_exception(std::current_exception());
         }
+      }
+      start_read();
+      break;
+
+    case io_event::readable:
+      reading_ = false;
+      if (ec) {
+        note_reason(ec);
+        close_stream();
+        break;
+      }
+      if (closed_) break;
+      try {
+        read_ready();
+      } catch (...) {
+        fail_with_exception(std::current_exception());
       }
       start_read();
       break;

@@ -7,6 +7,10 @@
 // Everything runs on the connection's executor:
 // - reading: one read pending at a time; bytes go to the session, events to dispatch(). While
 //   the application has a CONNECT to decide, reading pauses (after_session_change() resumes it).
+//   Over plain TCP, a connection with no partial packet in hand waits for the socket to be
+//   readable without a buffer, then reads into a per-thread scratch buffer: an idle
+//   connection keeps no read buffer, and the wait costs an epoll_ctl where a pending read
+//   cost a speculative recvfrom that found nothing.
 // - writing: one write pending at a time, of everything the session has queued; once the
 //   session is closing and its output is sent, the sending side is shut down.
 // - one steady_timer for the earliest of: the session's deadline (keep-alive, CONNECT/CONNACK
@@ -113,6 +117,11 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
   void maybe_finish() noexcept;
   void finish() noexcept;
   void process_input();
+  // Reads what a ready socket holds into the thread's scratch buffer and hands it to the
+  // session; a partial packet left over moves into read_buffer_ (io_event::readable).
+  void read_ready();
+  // Feeds `bytes` (not read_buffer_) to the session; keeps an incomplete packet's bytes.
+  void consume(const char* bytes, std::uint32_t size);
   void prepare_read_buffer();
   void fail_with_exception(const std::exception_ptr& e) noexcept;
   [[nodiscard]] time_point next_wakeup() const noexcept;

@@ -7,6 +7,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
@@ -44,7 +45,7 @@ struct client_handshake {
 };
 
 // What a stream operation completes into: the connection, one object per connection.
-enum class io_event : std::uint8_t { read, write, shutdown };
+enum class io_event : std::uint8_t { read, readable, write, shutdown };
 
 class io_target {
  public:
@@ -75,6 +76,17 @@ class transport_stream : public byte_stream {
   // stream (TCP end of stream, TLS with or without close_notify, a WebSocket close frame),
   // another transport error, or operation_aborted after close().
   virtual void async_read_some(asio::mutable_buffer buffer, io_handler handler) = 0;
+  // Plain TCP only (reads_when_ready()): waits, holding no buffer, until the socket has
+  // something to read (or an error, or operation_aborted after close()); then read_now()
+  // takes what is there without blocking: a count, or would_block once drained, or
+  // net_errc::connection_closed at the end of the stream. An idle connection then keeps no
+  // read buffer of its own.
+  [[nodiscard]] virtual bool reads_when_ready() const noexcept { return false; }
+  virtual void async_wait_readable(io_handler handler) { handler(asio::error::operation_not_supported, 0); }
+  virtual std::size_t read_now(asio::mutable_buffer /*buffer*/, error_code& ec) {
+    ec = asio::error::operation_not_supported;
+    return 0;
+  }
   // Writes all of `buffer` (WebSocket: one binary message per MQTT packet in it); the buffer
   // must stay valid until completion.
   virtual void async_write(asio::const_buffer buffer, io_handler handler) = 0;

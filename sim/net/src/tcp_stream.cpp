@@ -37,6 +37,22 @@ class tcp_stream final : public transport_stream {
     });
   }
 
+  bool reads_when_ready() const noexcept override { return true; }
+
+  void async_wait_readable(io_handler handler) override {
+    socket_.async_wait(tcp::socket::wait_read, [handler = std::move(handler)](error_code ec) { handler(ec, 0); });
+  }
+
+  std::size_t read_now(asio::mutable_buffer buffer, error_code& ec) override {
+    if (!socket_.non_blocking()) {
+      socket_.non_blocking(true, ec);  // read_some then reports would_block instead of waiting
+      if (ec) return 0;
+    }
+    const auto n = socket_.read_some(buffer, ec);
+    if (ec == asio::error::eof) ec = net_errc::connection_closed;
+    return n;
+  }
+
   void async_write(asio::const_buffer buffer, io_handler handler) override {
     asio::async_write(socket_, buffer, std::move(handler));
   }

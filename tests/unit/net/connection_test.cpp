@@ -158,6 +158,47 @@ TEST_CASE("keep-alive: the server closes a TCP connection that never sends CONNE
   run(f.io, body());
 }
 
+TEST_CASE("packets split across reads and packets sharing one read all reach the session, in order", "[net]") {
+  fixture f;
+  auto body = [&]() -> asio::awaitable<void> {
+    tcp::socket raw(co_await asio::this_coro::executor);
+    co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
+    raw.set_option(tcp::no_delay(true));
+    // CONNECT, then three PUBLISHes, as one byte stream sent in uneven pieces with pauses:
+    // a piece may end inside a packet's header, its length or its payload, and one piece holds
+    // the end of one packet and the start of the next.
+    mqtt::connect_packet hello;
+    hello.client_id = "splitter";
+    hello.keep_alive = 60;
+    std::string stream;
+    REQUIRE_FALSE(mqtt::encode(mqtt::packet{hello}, stream));
+    const std::string big(3000, 'b');
+    for (std::string_view payload : {std::string_view("one"), std::string_view(big), std::string_view("three")}) {
+      mqtt::publish_packet p;
+      p.topic = "split/t";
+      p.payload = payload;
+      REQUIRE_FALSE(mqtt::encode(mqtt::packet{p}, stream));
+    }
+    std::size_t at = 0;
+    for (std::size_t piece : {1, 5, 9, 2, 700, 1, 1, 1500, 13}) {
+      piece = std::min(piece, stream.size() - at);
+      co_await asio::async_write(raw, asio::buffer(stream.data() + at, piece), asio::use_awaitable);
+      at += piece;
+      co_await sleep(15ms);
+    }
+    co_await asio::async_write(raw, asio::buffer(stream.data() + at, stream.size() - at), asio::use_awaitable);
+    const auto arrived = co_await eventually([&] { return f.broker.received.size() == 3; });
+    REQUIRE(arrived);
+    CHECK(f.broker.connect_ids == std::vector<std::string>{"splitter"});
+    CHECK(f.broker.received[0].payload == "one");
+    CHECK(f.broker.received[1].payload == big);
+    CHECK(f.broker.received[2].payload == "three");
+    raw.close();
+    co_await f.stop();
+  };
+  run(f.io, body());
+}
+
 TEST_CASE("keep-alive: the client's PINGREQs keep an idle connection open", "[net]") {
   fixture f;
   auto body = [&]() -> asio::awaitable<void> {
