@@ -186,21 +186,26 @@ void connection_core::start_read() {
                            handler(io_event::read));
 }
 
-void connection_core::process_input() {
-  if (closed_ || read_used_ == 0) return;
+std::uint32_t connection_core::feed(const char* bytes, std::uint32_t size) {
   const auto now = clock::now();
   std::uint32_t offset = 0;
-  while (!closed_) {
-    auto step = session_->on_bytes(std::string_view(read_buffer_.get() + offset, read_used_ - offset), now);
+  while (!closed_) {  // also with nothing left: the session then says what the next packet needs
+    auto step = session_->on_bytes(std::string_view(bytes + offset, size - offset), now);
     if (step.consumed == 0 && std::holds_alternative<std::monostate>(step.event)) {
-      read_needed_ = static_cast<std::uint32_t>(step.needed);
+      read_needed_ = static_cast<std::uint32_t>(step.needed);  // counted from `offset`
       break;
     }
-    // The event's views point into the buffer, which stays put until the loop ends.
+    // The event's views point into `bytes`, which stay put until this returns.
     offset += static_cast<std::uint32_t>(step.consumed);
     dispatch(step.event, now);
     if (step.consumed == 0) break;  // the session closed the connection
   }
+  return offset;
+}
+
+void connection_core::process_input() {
+  if (closed_ || read_used_ == 0) return;
+  const std::uint32_t offset = feed(read_buffer_.get(), read_used_);
   if (offset > 0) {
     // read_needed_ counted from `offset`, the new start.
     read_used_ -= offset;
@@ -231,19 +236,7 @@ void connection_core::read_ready() {
 }
 
 void connection_core::consume(const char* bytes, std::uint32_t size) {
-  const auto now = clock::now();
-  std::uint32_t offset = 0;
-  while (!closed_ && offset < size) {
-    auto step = session_->on_bytes(std::string_view(bytes + offset, size - offset), now);
-    if (step.consumed == 0 && std::holds_alternative<std::monostate>(step.event)) {
-      read_needed_ = static_cast<std::uint32_t>(step.needed);
-      break;
-    }
-    // The event's views point into `bytes`, which stay put until this returns.
-    offset += static_cast<std::uint32_t>(step.consumed);
-    dispatch(step.event, now);
-    if (step.consumed == 0) break;  // the session closed the connection
-  }
+  const std::uint32_t offset = feed(bytes, size);
   if (!closed_ && offset < size && !session_->closing()) {
     // An incomplete packet (or what follows a CONNECT still to be decided): kept in
     // read_buffer_, where the buffered reads carry on.

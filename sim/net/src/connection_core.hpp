@@ -122,6 +122,9 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
   void read_ready();
   // Feeds `bytes` (not read_buffer_) to the session; keeps an incomplete packet's bytes.
   void consume(const char* bytes, std::uint32_t size);
+  // Hands `bytes` to the session packet by packet, dispatching each event; returns how many
+  // it took (the rest is an incomplete packet, or input after a close).
+  std::uint32_t feed(const char* bytes, std::uint32_t size);
   void prepare_read_buffer();
   void fail_with_exception(const std::exception_ptr& e) noexcept;
   [[nodiscard]] time_point next_wakeup() const noexcept;
