@@ -349,7 +349,10 @@ TEST_CASE("dashboards: every panel's query returns data from Prometheus scraping
       },
       30s);
   {
-    INFO("run: " << run.out() << run.err() << "\nprometheus targets: " << last_targets << "\nprometheus: " << prom.process->err());
+    // The hub's own output too: once (stop 11, a CI run under load) Prometheus never got the
+    // hub's /metrics within its 1 s timeout while the run's endpoint was up.
+    INFO("run: " << run.out() << run.err() << "\nprometheus targets: " << last_targets << "\nprometheus: " << prom.process->err()
+                 << "\nhub: " << hub.out() << hub.err());
     REQUIRE(run_up);
     REQUIRE(hub_up);
   }
