@@ -288,25 +288,6 @@ void connection_core::pump_writer() {
 void connection_core::on_io(io_event event, error_code ec, std::size_t bytes) {
   switch (event) {
     case io_event::read:
-      reading_ = false;
-      if (ec) {
-        note_reason(ec);
-        close_stream();
-        break;
-      }
-      if (closed_) break;
-      if (!session_->closing()) {
-        last_read_filled_ = read_used_ + bytes == read_capacity_;
-        read_used_ += static_cast<std::uint32_t>(bytes);
-        try {
-          process_input();
-        } catch (...) {
-          fail_with_exception(std::current_exception());
-        }
-      }
-      start_read();
-      break;
-
     case io_event::readable:
       reading_ = false;
       if (ec) {
@@ -316,7 +297,13 @@ void connection_core::on_io(io_event event, error_code ec, std::size_t bytes) {
       }
       if (closed_) break;
       try {
-        read_ready();
+        if (event == io_event::readable) {
+          read_ready();  // the socket is ready; nothing has been read yet
+        } else if (!session_->closing()) {
+          last_read_filled_ = read_used_ + bytes == read_capacity_;
+          read_used_ += static_cast<std::uint32_t>(bytes);
+          process_input();
+        }
       } catch (...) {
         fail_with_exception(std::current_exception());
       }
