@@ -16,6 +16,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 using namespace twinfleet;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -52,6 +54,16 @@ lifecycle:
   reconnect: { initial: 100ms, max: 1s }
 )";
 
+// The local hub these tests run against: any device id, plain MQTT on a free loopback port, quiet.
+hub::hub_options loopback_hub(const std::filesystem::path& certs) {
+  hub::hub_options options;
+  options.settings.auth = hub::auth_mode::open;
+  options.certs_dir = certs;
+  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
+  options.log = [](std::string_view) {};
+  return options;
+}
+
 struct recorder : device::device_observer {
   int connects = 0;
   int reports_ok = 0;
@@ -74,11 +86,7 @@ TEST_CASE("azure device: a profile's device reconciles, acknowledges, answers an
 
   asio::io_context io;
   test::temp_dir dir;
-  hub::hub_options options;
-  options.settings.auth = hub::auth_mode::open;
-  options.certs_dir = dir.path();
-  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
-  options.log = [](std::string_view) {};
+  auto options = loopback_hub(dir.path());
   hub::local_hub hub(io.get_executor(), options);
   REQUIRE_FALSE(hub.start());
 
@@ -168,11 +176,7 @@ lifecycle:
 
   asio::io_context io;
   test::temp_dir dir;
-  hub::hub_options options;
-  options.settings.auth = hub::auth_mode::open;
-  options.certs_dir = dir.path();
-  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
-  options.log = [](std::string_view) {};
+  auto options = loopback_hub(dir.path());
   hub::local_hub hub(io.get_executor(), options);
   REQUIRE_FALSE(hub.start());
 
@@ -235,12 +239,8 @@ lifecycle:
   auto connect_times = [&](std::size_t limit) {
     asio::io_context io;
     test::temp_dir dir;
-    hub::hub_options options;
-    options.settings.auth = hub::auth_mode::open;
+    auto options = loopback_hub(dir.path());
     options.settings.faults.delivery = {hub::delivery_fault{{hub::outbound_kind::azure_twin_response}, 300ms}};
-    options.certs_dir = dir.path();
-    options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
-    options.log = [](std::string_view) {};
     hub::local_hub hub(io.get_executor(), options);
     REQUIRE_FALSE(hub.start());
     device::limit_connecting_on_this_thread(limit);
@@ -308,11 +308,7 @@ lifecycle:
 
   asio::io_context io;
   test::temp_dir dir;
-  hub::hub_options options;
-  options.settings.auth = hub::auth_mode::open;
-  options.certs_dir = dir.path();
-  options.listeners = {{hub::listener_protocol::mqtt, {asio::ip::make_address("127.0.0.1"), 0}, {}}};
-  options.log = [](std::string_view) {};
+  auto options = loopback_hub(dir.path());
   hub::local_hub hub(io.get_executor(), options);
   REQUIRE_FALSE(hub.start());
 
