@@ -62,7 +62,7 @@ struct device_state : detail::device_core {
 
   device_observer& observer;
   asio::ip::tcp::endpoint hub;
-  net::client_transport transport;
+  std::shared_ptr<const net::client_transport> transport;  // null: plain TCP (the run's)
   std::chrono::milliseconds request_timeout;
   std::string command_prefix;
   backends::aws_device_session session;
@@ -70,6 +70,7 @@ struct device_state : detail::device_core {
   detail::sleeper asleep{wake};  // woken by a stop
   std::vector<shadow_state> shadows;
   detail::fifo<command_request> commands;
+  detail::device_life<device_state> life;  // what its life is bound by (start_device, device_main)
   bool lost = false;
   bool first_connect = true;
 

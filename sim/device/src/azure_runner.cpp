@@ -45,7 +45,7 @@ struct device_state : detail::device_core {
 
   device_observer& observer;
   asio::ip::tcp::endpoint hub;
-  net::client_transport transport;
+  std::shared_ptr<const net::client_transport> transport;  // null: plain TCP (the run's)
   std::chrono::milliseconds request_timeout;
   bool renews_token;  // SAS authentication: reconnect before the token expires
   backends::azure_device_session session;
@@ -54,6 +54,7 @@ struct device_state : detail::device_core {
   detail::sleeper asleep{wake};  // woken by a stop
   detail::fifo<backends::desired_patch> inbox;
   detail::fifo<backends::method_request> methods;
+  detail::device_life<device_state> life;  // what its life is bound by (start_device, device_main)
   bool lost = false;  // the connection ended (closed handler)
   bool first_connect = true;
   std::int64_t document_version = 0;  // the last GET's desired $version: patches up to it are in force
@@ -266,7 +267,7 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
   if (s->renews_token && std::chrono::system_clock::now() >= s->session.token_renewal_due()) {
     const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(p.lifecycle.connect_timeout);
     s->observer.session_ended(s->id, s->session_serial);  // a clean DISCONNECT: no closed handler
-    if (!co_await s->session.async_reconnect(s->hub, s->transport, timeout)) {
+    if (!co_await s->session.async_reconnect(s->hub, detail::way_in(s->transport), timeout)) {
       s->session_serial = detail::next_session_serial();
       s->observer.session_started(s->id, s->session_serial);
       (void)co_await synchronise(s, true);

@@ -6,9 +6,11 @@
 #include <twinfleet/device/profile.hpp>
 #include <twinfleet/device/random.hpp>
 #include <twinfleet/device/template.hpp>
+#include <twinfleet/net/client.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -110,6 +112,12 @@ class fifo {
   std::vector<T> items_;
   std::size_t head_ = 0;
 };
+
+// A run's transport: plain TCP when it names none.
+inline const net::client_transport& way_in(const std::shared_ptr<const net::client_transport>& t) {
+  static const net::client_transport tcp;
+  return t ? *t : tcp;
+}
 
 // The next connection's session serial: process-wide, so a later connection has a larger one.
 std::uint64_t next_session_serial() noexcept;
@@ -222,7 +230,7 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
       } leave;
       const auto start = steady::now();
       const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(s->p().lifecycle.connect_timeout);
-      const auto ec = co_await s->session.async_connect(s->hub, s->transport, timeout);
+      const auto ec = co_await s->session.async_connect(s->hub, way_in(s->transport), timeout);
       if (!ec) {
         s->observer.connected(s->id, steady::now() - start);
         s->session_serial = next_session_serial();
@@ -245,16 +253,16 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
   }
 }
 
-// What a device's life is bound by, shared by the coroutines that run it one after another
-// (start_device: a device with nothing due for a while ends its coroutine and a new one takes
-// over when its timer fires).
+// What a device's life is bound by, kept in its state (State::life) and read by the coroutines
+// that run it one after another (start_device: a device with nothing due for a while ends its
+// coroutine and a new one takes over when its timer fires).
 template <class State>
 struct device_life {
   steady::time_point until;
   std::shared_ptr<const std::atomic<bool>> stop;
   std::optional<steady::time_point> start_at;  // its place on the ramp, until reached
-  boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool);
-  boost::asio::awaitable<bool> (*step)(std::shared_ptr<State>);
+  boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool) = nullptr;
+  boost::asio::awaitable<bool> (*step)(std::shared_ptr<State>) = nullptr;
   std::function<void()> on_end;  // start_device: runs once the device has ended
 };
 
@@ -264,27 +272,28 @@ struct device_life {
 inline constexpr auto park_after = std::chrono::seconds(2);
 
 template <class State>
-boost::asio::awaitable<bool> device_loop(std::shared_ptr<State> s, std::shared_ptr<device_life<State>> life, bool may_park);
+boost::asio::awaitable<bool> device_loop(std::shared_ptr<State> s, bool may_park);
 
 // Ends the caller's coroutine's work: the device's timer alone waits until `t` (or a wake-up:
 // something arrived, a stop), then a new coroutine carries on.
 template <class State>
-void park(const std::shared_ptr<State>& s, std::shared_ptr<device_life<State>> life, steady::time_point t);
+void park(const std::shared_ptr<State>& s, steady::time_point t);
 
 template <class State>
-void resume_device(std::shared_ptr<State> s, std::shared_ptr<device_life<State>> life) {
+void resume_device(std::shared_ptr<State> s) {
   auto ex = s->wake.get_executor();
-  boost::asio::co_spawn(std::move(ex), device_loop<State>(s, life, true), [life](std::exception_ptr e, bool ended) {
+  auto loop = device_loop<State>(s, true);
+  boost::asio::co_spawn(std::move(ex), std::move(loop), [s = std::move(s)](std::exception_ptr e, bool ended) {
     if (!e && !ended) return;  // parked
-    if (auto end = std::move(life->on_end)) end();
+    if (auto end = std::move(s->life.on_end)) end();
   });
 }
 
 template <class State>
-void park(const std::shared_ptr<State>& s, std::shared_ptr<device_life<State>> life, steady::time_point t) {
+void park(const std::shared_ptr<State>& s, steady::time_point t) {
   const auto now = steady::now();
   s->wake.expires_at(stopping_on_this_thread() ? now : std::min(t, now + std::chrono::seconds(60)));
-  s->wake.async_wait([s, life = std::move(life)](boost::system::error_code) mutable { resume_device(std::move(s), std::move(life)); });
+  s->wake.async_wait([s](boost::system::error_code) mutable { resume_device(std::move(s)); });
 }
 
 // The device's life, the same on both platforms: it waits for its place on the ramp, then
@@ -293,31 +302,32 @@ void park(const std::shared_ptr<State>& s, std::shared_ptr<device_life<State>> l
 // (State::has_pending()), and disconnects at the end. Returns true when the device has ended,
 // false when it parked instead of sleeping (may_park: nothing due for park_after or more).
 template <class State>
-boost::asio::awaitable<bool> device_loop(std::shared_ptr<State> s, std::shared_ptr<device_life<State>> life, bool may_park) {
-  auto running = [&] { return steady::now() < life->until && !(life->stop && life->stop->load()); };
+boost::asio::awaitable<bool> device_loop(std::shared_ptr<State> s, bool may_park) {
+  auto& life = s->life;
+  auto running = [&] { return steady::now() < life.until && !(life.stop && life.stop->load()); };
   // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
-  if (life->start_at) {
-    const auto at = *life->start_at;
+  if (life.start_at) {
+    const auto at = *life.start_at;
     while (running() && steady::now() < at) {
       if (may_park && !stopping_on_this_thread()) {
-        park(s, life, at);
+        park(s, at);
         co_return false;
       }
       co_await sleep_until(*s, at);
     }
-    life->start_at.reset();
+    life.start_at.reset();
   }
   while (running()) {
     if (!s->session.connected()) {
-      co_await connect_and_sync<State>(s, life->until, life->stop, life->synchronise);
+      co_await connect_and_sync<State>(s, life.until, life.stop, life.synchronise);
       continue;
     }
-    if (co_await life->step(s)) continue;
+    if (co_await life.step(s)) continue;
     if (s->has_pending() || s->lost) continue;
     // Sleep until the next thing is due (what arrives wakes the device earlier).
-    const auto due = s->next_due(life->until);
+    const auto due = s->next_due(life.until);
     if (may_park && due - steady::now() >= park_after && !stopping_on_this_thread()) {
-      park(s, life, due);
+      park(s, due);
       co_return false;
     }
     co_await sleep_until(*s, due);
@@ -339,10 +349,11 @@ boost::asio::awaitable<void> device_main(std::unique_ptr<Run> run, Observer& obs
                                          std::shared_ptr<State> (*make)(boost::asio::any_io_executor, Run&&, Observer&),
                                          boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool),
                                          boost::asio::awaitable<bool> (*step)(std::shared_ptr<State>)) {
-  auto life = std::make_shared<device_life<State>>(device_life<State>{until, std::move(stop), run->start_at, synchronise, step, {}});
+  const auto start_at = run->start_at;
   auto s = make(co_await boost::asio::this_coro::executor, std::move(*run), observer);
   run.reset();
-  (void)co_await device_loop<State>(std::move(s), std::move(life), false);
+  s->life = device_life<State>{until, std::move(stop), start_at, synchronise, step, {}};
+  (void)co_await device_loop<State>(std::move(s), false);
 }
 
 // The same life without a coroutine for the caller to keep (start_azure_device,
@@ -356,11 +367,13 @@ void start_device(boost::asio::any_io_executor ex, Run run, Observer& observer, 
                   std::shared_ptr<State> (*make)(boost::asio::any_io_executor, Run&&, Observer&),
                   boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool),
                   boost::asio::awaitable<bool> (*step)(std::shared_ptr<State>), std::function<void()> on_end) {
-  auto life = std::make_shared<device_life<State>>(
-      device_life<State>{until, std::move(stop), run.start_at, synchronise, step, std::move(on_end)});
-  // Built on its own thread: the device registers its timer with that thread (sleeper).
-  boost::asio::post(ex, [ex, run = std::move(run), &observer, make, life = std::move(life)]() mutable {
-    resume_device(make(ex, std::move(run), observer), std::move(life));
+  device_life<State> life{until, std::move(stop), run.start_at, synchronise, step, std::move(on_end)};
+  // Built on its own thread: the device registers its timer with that thread (sleeper). Called
+  // there already, it is built at once (no handler holding the run is allocated).
+  boost::asio::dispatch(ex, [ex, run = std::move(run), &observer, make, life = std::move(life)]() mutable {
+    auto s = make(ex, std::move(run), observer);
+    s->life = std::move(life);
+    resume_device(std::move(s));
   });
 }
 

@@ -40,9 +40,19 @@ net::client_transport run_target::transport(std::string_view device_id) const {
   return t;
 }
 
-void run_target::configure(device::azure_device_run& run) const {
+std::shared_ptr<const net::client_transport> run_target::shared_transport(std::string_view device_id,
+                                                                         std::optional<asio::ip::address> source) const {
+  auto t = transport(device_id);
+  t.local_address = source;
+  std::lock_guard lock(transports_m_);
+  auto& shared = transports_[transport_key(t.tls, source)];
+  if (!shared) shared = std::make_shared<const net::client_transport>(std::move(t));
+  return shared;
+}
+
+void run_target::configure(device::azure_device_run& run, std::optional<asio::ip::address> source) const {
   run.hub = device_endpoint;
-  run.transport = transport();
+  run.transport = shared_transport({}, source);
   run.session.host_name = azure_host_name;
   if (!group_key.empty()) {
     if (auto key = auth::derive_device_key(group_key, run.session.device_id)) run.session.sas_key = std::move(*key);
@@ -51,9 +61,9 @@ void run_target::configure(device::azure_device_run& run) const {
   }
 }
 
-void run_target::configure(device::aws_device_run& run) const {
+void run_target::configure(device::aws_device_run& run, std::optional<asio::ip::address> source) const {
   run.hub = device_endpoint;
-  run.transport = transport(run.session.thing_name);
+  run.transport = shared_transport(run.session.thing_name, source);
 }
 
 void run_target::close(std::function<void()> done) {

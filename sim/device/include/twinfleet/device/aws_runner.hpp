@@ -30,7 +30,9 @@ struct aws_device_run {
   backends::aws_device_config session;  // thing name, client id; keep-alive comes from the profile
   std::vector<std::string> shadows{std::string{}};  // "" is the classic shadow
   boost::asio::ip::tcp::endpoint hub;
-  net::client_transport transport;  // tcp, or tls with a context holding the device certificate
+  // Null: plain TCP. Otherwise tls (with a context that outlives the run) or another way in;
+  // the device keeps it for its reconnects, so devices that connect alike may share one.
+  std::shared_ptr<const net::client_transport> transport;
   std::chrono::milliseconds request_timeout{10'000};
   // When set, the device waits until then before it connects (as azure_device_run::start_at).
   std::optional<std::chrono::steady_clock::time_point> start_at;
@@ -41,7 +43,8 @@ boost::asio::awaitable<void> run_aws_device(aws_device_run run, device_observer&
                                             std::shared_ptr<const std::atomic<bool>> stop = nullptr);
 
 // The same device without a coroutine for the caller to keep: starts it on `executor` and
-// returns at once; `on_end` runs on that executor once the device has ended (where
+// returns at once (its state is built there, at once when called on that executor's thread,
+// so that what it keeps comes from that thread's malloc arena); `on_end` runs on that executor once the device has ended (where
 // run_aws_device would complete). A device with nothing due for 2 s or more keeps no
 // coroutine frame meanwhile, only its timer's wait (~1.5 KiB less per idle device): what the
 // fleet engine uses.

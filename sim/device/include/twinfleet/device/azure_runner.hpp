@@ -94,7 +94,9 @@ struct azure_device_run {
   std::uint64_t seed = 1;    // every random choice of this device
   backends::azure_device_config session;  // device_id, key, host name; keep-alive comes from the profile
   boost::asio::ip::tcp::endpoint hub;
-  net::client_transport transport;  // tcp, or tls with a context that outlives the run
+  // Null: plain TCP. Otherwise tls (with a context that outlives the run) or another way in;
+  // the device keeps it for its reconnects, so devices that connect alike may share one.
+  std::shared_ptr<const net::client_transport> transport;
   std::chrono::milliseconds request_timeout{10'000};
   // When set, the device waits until then before it connects (its place on a ramp); a stop
   // ends the wait. Waiting here, not in a coroutine of the caller's, saves that coroutine's
@@ -110,7 +112,8 @@ boost::asio::awaitable<void> run_azure_device(azure_device_run run, device_obser
                                               std::shared_ptr<const std::atomic<bool>> stop = nullptr);
 
 // The same device without a coroutine for the caller to keep: starts it on `executor` and
-// returns at once; `on_end` runs on that executor once the device has ended (where
+// returns at once (its state is built there, at once when called on that executor's thread,
+// so that what it keeps comes from that thread's malloc arena); `on_end` runs on that executor once the device has ended (where
 // run_azure_device would complete). A device with nothing due for 2 s or more keeps no
 // coroutine frame meanwhile, only its timer's wait (~1.5 KiB less per idle device): what the
 // fleet engine uses.
