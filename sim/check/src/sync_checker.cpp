@@ -107,23 +107,54 @@ struct audit_record {
   time_point at;
 };
 
-struct key_state {
+// A set of versions as a sorted vector: versions mostly come in order, so an insert is an
+// append, and a version costs 8 bytes instead of a 48-byte tree node.
+class version_set {
+ public:
+  [[nodiscard]] bool contains(std::int64_t v) const { return std::binary_search(v_.begin(), v_.end(), v); }
+  void insert(std::int64_t v) {
+    const auto at = std::lower_bound(v_.begin(), v_.end(), v);
+    if (at == v_.end() || *at != v) v_.insert(at, v);
+  }
+
+ private:
+  std::vector<std::int64_t> v_;
+};
+
+// What a key holds once it is written to, reports or is audited: a key that only connected
+// and read its twin (every idle device) holds none of it.
+struct key_extra {
   std::vector<write_record> writes;
+  std::vector<std::pair<std::int64_t, time_point>> in_sync;  // service_in_sync, in arrival order
+  // The last reported_window accepted writes. A vector, not a deque: std::deque allocates
+  // 512 bytes on construction, for every key, written or not (heaptrack).
+  std::vector<reported_record> reported;
+  std::unique_ptr<audit_record> audit;  // most keys hold none until the final audit
+};
+
+// One key's record. Every device has one for the whole run: it is kept small (an idle
+// device's was 312 bytes and a tree node; bench/README.md, memory).
+struct key_state {
   std::vector<event_record> delivered;  // in arrival order
   std::vector<event_record> applied;    // in arrival order
-  std::vector<std::pair<std::int64_t, time_point>> in_sync;  // service_in_sync, in arrival order
   // Online rules.
   std::int64_t max_delivered = 0;
   std::int64_t max_delivered_before_last = 0;  // before the latest delivery
   std::int64_t last_delivered = -1;
   std::int64_t max_notified = 0;  // patches and deltas only
-  std::set<std::int64_t> notified;
+  version_set notified;
   std::int64_t max_applied = 0;
-  std::set<std::int64_t> applied_versions;
-  // The last reported_window accepted writes. A vector, not a deque: std::deque allocates
-  // 512 bytes on construction, for every key, written or not (heaptrack).
-  std::vector<reported_record> reported;
-  std::unique_ptr<audit_record> audit;  // most keys hold none until the final audit
+  version_set applied_versions;
+  std::unique_ptr<key_extra> extra;
+
+  key_extra& more() {
+    if (!extra) extra = std::make_unique<key_extra>();
+    return *extra;
+  }
+  [[nodiscard]] const key_extra& more_or_none() const {
+    static const key_extra none;
+    return extra ? *extra : none;
+  }
 };
 
 struct session_record {
@@ -236,7 +267,7 @@ void sync_checker::desired_written(std::string_view key, std::int64_t version, c
   leaf_paths(patch, {}, w.paths);
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  sh.keys[std::string(key)].writes.push_back(std::move(w));
+  sh.keys[std::string(key)].more().writes.push_back(std::move(w));
 }
 
 void sync_checker::session_started(std::string_view connection, std::uint64_t session, time_point at) {
@@ -279,9 +310,9 @@ void sync_checker::desired_delivered(std::string_view key, std::int64_t version,
 void sync_checker::service_in_sync(std::string_view key, std::int64_t version, time_point at) {
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  auto& k = sh.keys[std::string(key)];
+  auto& in_sync = sh.keys[std::string(key)].more().in_sync;
   // Only a newer version says more; the first time each version was seen in sync is kept.
-  if (k.in_sync.empty() || version > k.in_sync.back().first) k.in_sync.emplace_back(version, at);
+  if (in_sync.empty() || version > in_sync.back().first) in_sync.emplace_back(version, at);
 }
 
 void sync_checker::desired_dropped(std::string_view key, std::int64_t version, time_point at) {
@@ -335,9 +366,9 @@ void sync_checker::reported_accepted(std::string_view key, std::uint64_t session
   {
     auto& sh = impl_->shard_for(key);
     std::lock_guard lock(sh.m);
-    auto& k = sh.keys[std::string(key)];
+    auto& reported = sh.keys[std::string(key)].more().reported;
     const reported_record r{session, serial, hub_version, at};
-    for (const auto& e : k.reported) {
+    for (const auto& e : reported) {
       // An inversion: the write sent first (or from the older session) holds the higher
       // version, so the hub applied it last and its values replaced the newer ones.
       const bool r_stale = r.before(e) && r.hub_version > e.hub_version;
@@ -355,8 +386,8 @@ void sync_checker::reported_accepted(std::string_view key, std::uint64_t session
                      {std::string(key), {newer.hub_version, older.hub_version}, impl_->rel(at), std::move(detail)}});
       break;
     }
-    k.reported.push_back(r);
-    if (k.reported.size() > reported_window) k.reported.erase(k.reported.begin());
+    reported.push_back(r);
+    if (reported.size() > reported_window) reported.erase(reported.begin());
   }
   impl_->report(out);
 }
@@ -365,7 +396,7 @@ void sync_checker::audit(std::string_view key, const json::object& desired, cons
                          const device_mapping& mapping, time_point at) {
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  sh.keys[std::string(key)].audit = std::make_unique<audit_record>(audit_record{desired, reported, mapping, at});
+  sh.keys[std::string(key)].more().audit = std::make_unique<audit_record>(audit_record{desired, reported, mapping, at});
 }
 
 std::uint64_t sync_checker::anomalies_so_far(anomaly_kind k) const noexcept {
@@ -455,17 +486,18 @@ sync_report sync_checker::finish(time_point) const {
     for (const auto& [name, k] : sh.keys) keys.emplace(name, &k);
     for (const auto& [name, kp] : keys) {
       const auto& k = *kp;
+      const auto& x = k.more_or_none();
       const connection_state* conn = nullptr;
       if (auto c = sh.connections.find(std::string(connection_of(name))); c != sh.connections.end()) conn = &c->second;
       std::map<std::int64_t, const write_record*> by_version;
-      for (const auto& w : k.writes) by_version.emplace(w.version, &w);
+      for (const auto& w : x.writes) by_version.emplace(w.version, &w);
       // Which mapped properties the audit shows out of sync.
       std::map<std::string, std::string> out_of_sync;
       std::set<std::string> mapped;
-      if (k.audit) {
-        for (const auto& m : k.audit->mapping.properties) {
+      if (x.audit) {
+        for (const auto& m : x.audit->mapping.properties) {
           mapped.insert(m.desired);
-          if (auto why = mismatch(m, *k.audit)) out_of_sync.emplace(m.desired, std::move(*why));
+          if (auto why = mismatch(m, *x.audit)) out_of_sync.emplace(m.desired, std::move(*why));
         }
       }
       std::set<std::string> unjudged_tops;  // written by writes not judged: not audited either
@@ -482,9 +514,9 @@ sync_report sync_checker::finish(time_point) const {
         auto t = covered_at(w, k.applied, by_version);
         // Seen in sync by the service at a version ≥ the write's: in force from then on
         // (in_sync grows by version, so the first such entry is the earliest).
-        const auto seen = std::lower_bound(k.in_sync.begin(), k.in_sync.end(), w.version,
+        const auto seen = std::lower_bound(x.in_sync.begin(), x.in_sync.end(), w.version,
                                            [](const auto& e, std::int64_t v) { return e.first < v; });
-        if (seen != k.in_sync.end() && (!t || seen->second < *t)) t = seen->second;
+        if (seen != x.in_sync.end() && (!t || seen->second < *t)) t = seen->second;
         if (t) {
           ++r.desired_writes;
           ++r.converged;
@@ -497,7 +529,7 @@ sync_report sync_checker::finish(time_point) const {
         }
         // Never delivered. When the audit shows every property it wrote in sync, the device
         // already had those values (an AWS write that equals reported makes no delta).
-        const bool in_force = k.audit && !w.paths.empty() && std::all_of(w.paths.begin(), w.paths.end(), [&](const std::string& p) {
+        const bool in_force = x.audit && !w.paths.empty() && std::all_of(w.paths.begin(), w.paths.end(), [&](const std::string& p) {
           const auto top = top_of(p);
           return mapped.contains(top) && !out_of_sync.contains(top);
         });
@@ -536,19 +568,19 @@ sync_report sync_checker::finish(time_point) const {
           not_judged();  // offline, or dropped right after it, and never back
         }
       }
-      if (k.audit) {
+      if (x.audit) {
         std::vector<std::string> details;
         for (const auto& [prop, why] : out_of_sync) {
           if (!unjudged_tops.contains(prop)) details.push_back(why);
         }
         if (!details.empty()) {
           std::vector<std::int64_t> versions;
-          if (const auto* dv = k.audit->desired.if_contains("$version"); dv != nullptr && dv->is_int64()) {
+          if (const auto* dv = x.audit->desired.if_contains("$version"); dv != nullptr && dv->is_int64()) {
             versions.push_back(dv->get_int64());
           }
           std::string detail = details.front();
           if (details.size() > 1) detail += " (and " + std::to_string(details.size() - 1) + " more)";
-          add(anomaly_kind::divergence, {std::string(name), std::move(versions), impl_->rel(k.audit->at), std::move(detail)});
+          add(anomaly_kind::divergence, {std::string(name), std::move(versions), impl_->rel(x.audit->at), std::move(detail)});
         }
       }
     }

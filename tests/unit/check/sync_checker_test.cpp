@@ -102,6 +102,19 @@ TEST_CASE("sync check: duplicate deliveries the device drops are observations, n
   CHECK(r.converged == 1);
 }
 
+TEST_CASE("sync check: a late version that arrives after a newer one is out of order once, then a duplicate", "[check]") {
+  // The versions heard are kept sorted: 6 arriving after 7 must be found again when it repeats.
+  check::sync_checker c(options());
+  c.session_started("bulb-1", 1, at(0ms));
+  for (auto [v, ms] : {std::pair{5, 100ms}, {7, 110ms}, {6, 120ms}, {6, 130ms}, {5, 140ms}}) {
+    c.desired_delivered("bulb-1", v, delivery::patch, at(ms));
+  }
+  const auto r = c.finish(at(3s));
+  INFO(describe(r));
+  CHECK(r.observed.out_of_order_deliveries == 1);
+  CHECK(r.observed.duplicate_deliveries == 2);
+}
+
 TEST_CASE("sync check: a device that hears of a write before the back end records it converges; a late one misses the deadline",
           "[check]") {
   check::sync_checker c(options());
