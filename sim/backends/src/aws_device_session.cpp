@@ -127,6 +127,7 @@ struct aws_device_session::impl {
   std::vector<std::string> shadows;  // subscribed on this connection
   std::vector<std::string> topics;   // other filters subscribed on this connection
   bool quiet_close = false;
+  void release();
   delta_handler on_delta;
   message_handler on_shadow_message;
   closed_handler on_closed;
@@ -258,19 +259,24 @@ aws_device_session::aws_device_session(asio::any_io_executor executor, aws_devic
   impl_->install_handlers();
 }
 
+// The session's handle goes: the handlers are dropped first (what they refer to may go with
+// the handle; the impl lives on while its operations finish), then the connection.
+void aws_device_session::impl::release() {
+  on_delta = nullptr;
+  on_shadow_message = nullptr;
+  on_closed = nullptr;
+  on_topic = nullptr;
+  quiet_close = true;
+  connection.abort();
+}
+
 aws_device_session::~aws_device_session() {
-  if (impl_) {
-    impl_->quiet_close = true;
-    impl_->connection.abort();
-  }
+  if (impl_) impl_->release();
 }
 aws_device_session::aws_device_session(aws_device_session&&) noexcept = default;
 aws_device_session& aws_device_session::operator=(aws_device_session&& other) noexcept {
   if (this != &other) {
-    if (impl_) {  // the session replaced goes away as the destructor would take it
-      impl_->quiet_close = true;
-      impl_->connection.abort();
-    }
+    if (impl_) impl_->release();  // the session replaced goes away as the destructor would take it
     impl_ = std::move(other.impl_);
   }
   return *this;

@@ -127,6 +127,7 @@ struct azure_device_session::impl {
   std::uint64_t next_rid = 1;
   azure_subscription subscribed = azure_subscription::none;
   bool quiet_close = false;  // our own disconnect: no closed handler
+  void release();
   std::chrono::system_clock::time_point expiry{};
   std::chrono::system_clock::time_point renewal{};
   desired_handler on_desired;
@@ -283,19 +284,23 @@ azure_device_session::azure_device_session(asio::any_io_executor executor, azure
   impl_->install_handlers();
 }
 
+// The session's handle goes: the handlers are dropped first (what they refer to may go with
+// the handle; the impl lives on while its operations finish), then the connection.
+void azure_device_session::impl::release() {
+  on_desired = nullptr;
+  on_method = nullptr;
+  on_closed = nullptr;
+  quiet_close = true;
+  connection.abort();
+}
+
 azure_device_session::~azure_device_session() {
-  if (impl_) {
-    impl_->quiet_close = true;
-    impl_->connection.abort();
-  }
+  if (impl_) impl_->release();
 }
 azure_device_session::azure_device_session(azure_device_session&&) noexcept = default;
 azure_device_session& azure_device_session::operator=(azure_device_session&& other) noexcept {
   if (this != &other) {
-    if (impl_) {  // the session replaced goes away as the destructor would take it
-      impl_->quiet_close = true;
-      impl_->connection.abort();
-    }
+    if (impl_) impl_->release();  // the session replaced goes away as the destructor would take it
     impl_ = std::move(other.impl_);
   }
   return *this;

@@ -267,10 +267,11 @@ std::shared_ptr<device_state> make_device(asio::any_io_executor ex, aws_device_r
       std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.keep_alive).count(), 30, 1200));
   if (run.shadows.empty()) run.shadows.emplace_back();
   auto s = std::make_shared<device_state>(ex, std::move(run), observer);
-  std::weak_ptr<device_state> weak = s;
-  s->session.set_delta_handler([weak](backends::shadow_delta& d) {
-    auto st = weak.lock();
-    if (!st) return;
+  // The handlers hold a plain pointer: the session drops them before the state goes (its
+  // destructor; as in azure_runner.cpp), and a std::function keeps a pointer without allocating (a weak_ptr, not
+  // trivially copyable, took a heap block for each handler of every device).
+  device_state* const st = s.get();
+  s->session.set_delta_handler([st](backends::shadow_delta& d) {
     auto* sh = st->find(d.shadow);
     if (sh == nullptr) return;
     st->observer.desired_received(sh->key, d.version);
@@ -282,9 +283,8 @@ std::shared_ptr<device_state> make_device(asio::any_io_executor ex, aws_device_r
     sh->inbox.push_back(std::move(d));
     st->poke();
   });
-  s->session.set_message_handler([weak](const backends::shadow_message& m) {
-    auto st = weak.lock();
-    if (!st || m.document == nullptr) return;
+  s->session.set_message_handler([st](const backends::shadow_message& m) {
+    if (m.document == nullptr) return;
     auto* sh = st->find(m.shadow);
     if (sh == nullptr) return;
     if (m.operation == backends::shadow_operation::update && m.kind == backends::shadow_message_kind::accepted) {
@@ -293,9 +293,8 @@ std::shared_ptr<device_state> make_device(asio::any_io_executor ex, aws_device_r
       }
     }
   });
-  s->session.set_topic_handler([weak](const mqtt::publish_packet& m) {
-    auto st = weak.lock();
-    if (!st || !m.topic.starts_with(st->command_prefix)) return;
+  s->session.set_topic_handler([st](const mqtt::publish_packet& m) {
+    if (!m.topic.starts_with(st->command_prefix)) return;
     const auto name = m.topic.substr(st->command_prefix.size());
     if (name.empty() || name.find('/') != std::string_view::npos) return;
     boost::system::error_code ec;
@@ -311,13 +310,11 @@ std::shared_ptr<device_state> make_device(asio::any_io_executor ex, aws_device_r
     st->commands.push_back(std::move(r));
     st->poke();
   });
-  s->session.set_closed_handler([weak](boost::system::error_code ec) {
-    if (auto st = weak.lock()) {
-      st->lost = true;
-      st->observer.disconnected(st->id, ec);
-      st->observer.session_ended(st->id, st->session_serial);
-      st->poke();
-    }
+  s->session.set_closed_handler([st](boost::system::error_code ec) {
+    st->lost = true;
+    st->observer.disconnected(st->id, ec);
+    st->observer.session_ended(st->id, st->session_serial);
+    st->poke();
   });
 
   return s;

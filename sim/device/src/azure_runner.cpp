@@ -217,10 +217,11 @@ std::shared_ptr<device_state> make_device(asio::any_io_executor ex, azure_device
   run.session.token_lifetime = std::chrono::duration_cast<std::chrono::seconds>(run.device_profile->lifecycle.sas_token_lifetime);
   if (run.session.model_id.empty()) run.session.model_id = run.device_profile->identity.azure.model_id;
   auto s = std::make_shared<device_state>(ex, std::move(run), observer);
-  std::weak_ptr<device_state> weak = s;
-  s->session.set_desired_handler([weak](backends::desired_patch& n) {
-    auto st = weak.lock();
-    if (!st) return;
+  // The handlers hold a plain pointer: the session drops them before the state goes (its
+  // destructor), and a std::function keeps a pointer without allocating (a weak_ptr, not
+  // trivially copyable, took a heap block for each handler of every device).
+  device_state* const st = s.get();
+  s->session.set_desired_handler([st](backends::desired_patch& n) {
     st->observer.desired_received(st->id, n.version);
     st->observer.desired_delivered(st->id, n.version, desired_via::notification);
     const auto gaps = st->reconciler.gaps();
@@ -240,19 +241,15 @@ std::shared_ptr<device_state> make_device(asio::any_io_executor ex, azure_device
     }
     st->poke();
   });
-  s->session.set_method_handler([weak](backends::method_request& m) {
-    if (auto st = weak.lock()) {
-      st->methods.push_back(std::move(m));
-      st->poke();
-    }
+  s->session.set_method_handler([st](backends::method_request& m) {
+    st->methods.push_back(std::move(m));
+    st->poke();
   });
-  s->session.set_closed_handler([weak](boost::system::error_code ec) {
-    if (auto st = weak.lock()) {
-      st->lost = true;
-      st->observer.disconnected(st->id, ec);
-      st->observer.session_ended(st->id, st->session_serial);
-      st->poke();
-    }
+  s->session.set_closed_handler([st](boost::system::error_code ec) {
+    st->lost = true;
+    st->observer.disconnected(st->id, ec);
+    st->observer.session_ended(st->id, st->session_serial);
+    st->poke();
   });
   return s;
 }

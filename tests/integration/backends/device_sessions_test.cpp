@@ -428,6 +428,65 @@ TEST_CASE("azure session: subscription activation delay loses the notification, 
   }());
 }
 
+// A device's handlers may refer to the state that owns its session without keeping it alive
+// (sim/device does): destroying the session must drop them at once, even while a request still
+// holds the session's internals, and must call none of them.
+TEST_CASE("device sessions: destroyed with a request in flight, a session drops its handlers at once and calls none",
+          "[backends][azure][aws]") {
+  hub_fixture h(hub::auth_mode::open);
+  hub::fault_settings faults;  // answers held for 2 s: the requests are in flight meanwhile
+  faults.delivery.push_back({.kinds = {hub::outbound_kind::azure_twin_response, hub::outbound_kind::aws_accepted},
+                             .delay = std::chrono::microseconds(2s)});
+  h.core().set_faults(faults, std::chrono::system_clock::now());
+  run(h.io, [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    const net::client_transport plain;
+    auto token = std::make_shared<int>(0);  // what the handlers hold
+    int closed_calls = 0;
+    int answered = 0;
+    {
+      std::optional<backends::azure_device_session> azure;
+      azure.emplace(ex, azure_config(h, "bulb-9"));
+      azure->set_desired_handler([token](backends::desired_patch&) {});
+      azure->set_method_handler([token](backends::method_request&) {});
+      azure->set_closed_handler([token, &closed_calls](error_code) { ++closed_calls; });
+      const auto ec = co_await azure->async_connect(h.plain, plain, request_timeout);
+      REQUIRE_FALSE(ec);
+      const auto sub = co_await azure->async_subscribe(backends::azure_subscription::twin_responses);
+      REQUIRE_FALSE(sub);
+      asio::co_spawn(ex, azure->async_get_twin(request_timeout), [&](std::exception_ptr, auto) { ++answered; });
+      const bool sent = co_await wait_until([&] { return h.core().counters().azure_twin_gets > 0; });
+      REQUIRE(sent);
+      CHECK(token.use_count() == 4);
+      azure.reset();
+      CHECK(token.use_count() == 1);
+    }
+    {
+      backends::aws_device_config config;
+      config.thing_name = "lamp-9";
+      std::optional<backends::aws_device_session> aws;
+      aws.emplace(ex, config);
+      aws->set_delta_handler([token](backends::shadow_delta&) {});
+      aws->set_message_handler([token](const backends::shadow_message&) {});
+      aws->set_topic_handler([token](const mqtt::publish_packet&) {});
+      aws->set_closed_handler([token, &closed_calls](error_code) { ++closed_calls; });
+      const auto ec = co_await aws->async_connect(h.plain, plain, request_timeout);
+      REQUIRE_FALSE(ec);
+      const auto sub = co_await aws->async_subscribe_shadow("");
+      REQUIRE_FALSE(sub);
+      asio::co_spawn(ex, aws->async_get("", request_timeout), [&](std::exception_ptr, auto) { ++answered; });
+      const bool sent = co_await wait_until([&] { return h.core().counters().aws_gets > 0; });
+      REQUIRE(sent);
+      CHECK(token.use_count() == 5);
+      aws.reset();
+      CHECK(token.use_count() == 1);
+    }
+    const bool ended = co_await wait_until([&] { return answered == 2; });
+    CHECK(ended);  // the requests end (the connection is gone) ...
+    CHECK(closed_calls == 0);  // ... and no handler ran
+  }());
+}
+
 TEST_CASE("aws session: two sessions of one client id put different tags in their clientTokens (C1.8)", "[backends][aws]") {
   hub_fixture h(hub::auth_mode::open);
   run(h.io, [&]() -> asio::awaitable<void> {

@@ -97,7 +97,9 @@ class aws_device_session {
 
   aws_device_session(boost::asio::any_io_executor executor, aws_device_config config,
                      const net::client_options& options = {});
-  ~aws_device_session();  // aborts a live connection
+  // Drops the handlers, then aborts a live connection: no handler runs once the session is
+  // gone, so a handler may refer to what owns the session without keeping it alive.
+  ~aws_device_session();
   aws_device_session(aws_device_session&&) noexcept;
   aws_device_session& operator=(aws_device_session&&) noexcept;
   aws_device_session(const aws_device_session&) = delete;

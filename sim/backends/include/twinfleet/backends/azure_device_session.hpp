@@ -143,7 +143,9 @@ class azure_device_session {
 
   azure_device_session(boost::asio::any_io_executor executor, azure_device_config config,
                        const net::client_options& options = {});
-  ~azure_device_session();  // aborts a live connection
+  // Drops the handlers, then aborts a live connection: no handler runs once the session is
+  // gone, so a handler may refer to what owns the session without keeping it alive.
+  ~azure_device_session();
   azure_device_session(azure_device_session&&) noexcept;
   azure_device_session& operator=(azure_device_session&&) noexcept;
   azure_device_session(const azure_device_session&) = delete;
