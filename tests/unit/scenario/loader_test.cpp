@@ -311,7 +311,7 @@ TEST_CASE("overrides (--set) change the YAML before it is read, and are checked 
     config::diagnostics plain;
     const auto d = sc::load_scenario(repo() / "scenarios/quickstart.yaml", plain, options);
     REQUIRE(d);
-    CHECK(d->ramp.max_connecting == 2000);  // the default
+    CHECK(d->ramp.max_connecting == 500);  // the default
   }
   options.overrides = {{"seed", "77"},          {"phases[1].duration", "5s"},    {"ramp.jitter", "0.25"},
                        {"fleet.0.count", "3"}, {"ramp.max_connecting", "250"}};

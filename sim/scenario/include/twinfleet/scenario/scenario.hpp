@@ -108,7 +108,7 @@ struct ramp_spec {
   double jitter = 0;             // fraction of the gap, [0, 1]
   // At most this many devices of a process connecting and synchronising at once; the others
   // wait their turn (0: no limit). Bounds the simulator's own queue in a connect storm.
-  std::uint64_t max_connecting = 2000;
+  std::uint64_t max_connecting = 500;
 };
 
 // Back-end load of one kind: `rate` per second over the fleet, or per device when per_device.
