@@ -50,7 +50,7 @@ struct device_state : detail::device_core {
         request_timeout(r.request_timeout),
         command_prefix(aws_command_topic_prefix(r.session.thing_name)),
         session(ex, std::move(r.session)),
-        wake(ex) {
+        wake(detail::context_executor(ex)) {
     for (auto& name : r.shadows) {
       shadow_state sh;
       sh.key = shadow_key(id, name);
@@ -66,7 +66,7 @@ struct device_state : detail::device_core {
   std::chrono::milliseconds request_timeout;
   std::string command_prefix;
   backends::aws_device_session session;
-  asio::steady_timer wake;
+  detail::wake_timer wake;
   detail::sleeper asleep{wake};  // woken by a stop
   std::vector<shadow_state> shadows;
   detail::fifo<command_request> commands;

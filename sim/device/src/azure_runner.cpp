@@ -41,7 +41,7 @@ struct device_state : detail::device_core {
         renews_token(!r.session.sas_key.empty()),
         session(ex, std::move(r.session)),
         reconciler(backends::azure_desired_reconciler::options{p().quirks.ignore_desired_version}),
-        wake(ex) {}
+        wake(detail::context_executor(ex)) {}
 
   device_observer& observer;
   asio::ip::tcp::endpoint hub;
@@ -50,7 +50,7 @@ struct device_state : detail::device_core {
   bool renews_token;  // SAS authentication: reconnect before the token expires
   backends::azure_device_session session;
   backends::azure_desired_reconciler reconciler;
-  asio::steady_timer wake;
+  detail::wake_timer wake;
   detail::sleeper asleep{wake};  // woken by a stop
   detail::fifo<backends::desired_patch> inbox;
   detail::fifo<backends::method_request> methods;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <stdexcept>
 #include <unordered_set>
 
 namespace twinfleet::device::detail {
@@ -9,7 +10,7 @@ namespace twinfleet::device::detail {
 namespace json = boost::json;
 
 namespace {
-thread_local std::unordered_set<boost::asio::steady_timer*> sleepers;
+thread_local std::unordered_set<wake_timer*> sleepers;
 thread_local bool stopping = false;
 thread_local std::size_t connecting_limit = 0;  // limit_connecting_on_this_thread
 thread_local std::size_t connecting = 0;
@@ -17,14 +18,14 @@ thread_local std::size_t connecting = 0;
 // (a stop) may still have an entry here: only the members of `waiting` count, and a device is
 // queued once however often it asks. A place that frees goes straight to the first waiter
 // (`granted`), so a device arriving meanwhile cannot take it.
-thread_local std::deque<boost::asio::steady_timer*> connect_queue;
-thread_local std::unordered_set<boost::asio::steady_timer*> waiting;
-thread_local std::unordered_set<boost::asio::steady_timer*> granted;
+thread_local std::deque<wake_timer*> connect_queue;
+thread_local std::unordered_set<wake_timer*> waiting;
+thread_local std::unordered_set<wake_timer*> granted;
 }  // namespace
 
 bool stopping_on_this_thread() noexcept { return stopping; }
 
-sleeper::sleeper(boost::asio::steady_timer& wake) : wake_(&wake) { sleepers.insert(wake_); }
+sleeper::sleeper(wake_timer& wake) : wake_(&wake) { sleepers.insert(wake_); }
 sleeper::~sleeper() {
   sleepers.erase(wake_);
   waiting.erase(wake_);
@@ -34,7 +35,7 @@ sleeper::~sleeper() {
   if (sleepers.empty()) stopping = false;
 }
 
-bool enter_connecting(boost::asio::steady_timer& wake) {
+bool enter_connecting(wake_timer& wake) {
   if (granted.erase(&wake) > 0) return true;  // handed over by leave_connecting()
   if (connecting_limit == 0 || connecting < connecting_limit) {
     ++connecting;
@@ -56,6 +57,11 @@ void leave_connecting() noexcept {
     }
   }
   if (connecting > 0) --connecting;
+}
+
+boost::asio::io_context::executor_type context_executor(const boost::asio::any_io_executor& ex) {
+  if (const auto* own = ex.target<boost::asio::io_context::executor_type>()) return *own;
+  throw std::invalid_argument("a device runs on an io_context's executor");
 }
 
 std::uint64_t next_session_serial() noexcept {

@@ -8,8 +8,9 @@
 //
 //   co_spawn(executor, device::run_azure_device(config, observer, until), detached);
 //
-// Threading: runs on the executor it is spawned on (one device, one thread); the observer is
-// called there too.
+// Threading: runs on the executor it is spawned on, which must be an io_context's (one device,
+// one thread; any other executor throws std::invalid_argument); the observer is called there
+// too. The same holds for the AWS device (aws_runner.hpp).
 #pragma once
 
 #include <twinfleet/backends/azure_device_session.hpp>
