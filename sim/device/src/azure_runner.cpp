@@ -245,12 +245,7 @@ std::shared_ptr<device_state> make_device(asio::any_io_executor ex, azure_device
     st->methods.push_back(std::move(m));
     st->poke();
   });
-  s->session.set_closed_handler([st](boost::system::error_code ec) {
-    st->lost = true;
-    st->observer.disconnected(st->id, ec);
-    st->observer.session_ended(st->id, st->session_serial);
-    st->poke();
-  });
+  s->session.set_closed_handler([st](boost::system::error_code ec) { detail::connection_lost(*st, ec); });
   return s;
 }
 

@@ -262,6 +262,16 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
   }
 }
 
+// A session's closed handler, the same on both platforms: the connection ended other than by
+// the device's own disconnect; the device's loop wakes and reconnects.
+template <class State>
+void connection_lost(State& s, boost::system::error_code ec) {
+  s.lost = true;
+  s.observer.disconnected(s.id, ec);
+  s.observer.session_ended(s.id, s.session_serial);
+  s.poke();
+}
+
 // What a device's life is bound by, kept in its state (State::life) and read by the coroutines
 // that run it one after another (start_device: a device with nothing due for a while ends its
 // coroutine and a new one takes over when its timer fires).

@@ -54,6 +54,30 @@ asio::awaitable<error_code> read_until_closed(tcp::socket& s) {
   }
 }
 
+// A raw TCP connection to the fixture's listener, with Nagle off (pieces go out as written).
+asio::awaitable<tcp::socket> raw_connection(const fixture& f) {
+  tcp::socket raw(co_await asio::this_coro::executor);
+  co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
+  raw.set_option(tcp::no_delay(true));
+  co_return raw;
+}
+
+// A CONNECT of client "splitter", then one PUBLISH to split/t per payload, as one byte stream.
+std::string connect_and_publishes(const std::vector<std::string>& payloads) {
+  mqtt::connect_packet hello;
+  hello.client_id = "splitter";
+  hello.keep_alive = 60;
+  std::string stream;
+  REQUIRE_FALSE(mqtt::encode(mqtt::packet{hello}, stream));
+  for (const auto& payload : payloads) {
+    mqtt::publish_packet p;
+    p.topic = "split/t";
+    p.payload = payload;
+    REQUIRE_FALSE(mqtt::encode(mqtt::packet{p}, stream));
+  }
+  return stream;
+}
+
 }  // namespace
 
 TEST_CASE("a refused CONNECT: async_connect reports CONNACK 5, and the client can connect again", "[net]") {
@@ -161,24 +185,12 @@ TEST_CASE("keep-alive: the server closes a TCP connection that never sends CONNE
 TEST_CASE("packets split across reads and packets sharing one read all reach the session, in order", "[net]") {
   fixture f;
   auto body = [&]() -> asio::awaitable<void> {
-    tcp::socket raw(co_await asio::this_coro::executor);
-    co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
-    raw.set_option(tcp::no_delay(true));
+    auto raw = co_await raw_connection(f);
     // CONNECT, then three PUBLISHes, as one byte stream sent in uneven pieces with pauses:
     // a piece may end inside a packet's header, its length or its payload, and one piece holds
     // the end of one packet and the start of the next.
-    mqtt::connect_packet hello;
-    hello.client_id = "splitter";
-    hello.keep_alive = 60;
-    std::string stream;
-    REQUIRE_FALSE(mqtt::encode(mqtt::packet{hello}, stream));
     const std::string big(3000, 'b');
-    for (std::string_view payload : {std::string_view("one"), std::string_view(big), std::string_view("three")}) {
-      mqtt::publish_packet p;
-      p.topic = "split/t";
-      p.payload = payload;
-      REQUIRE_FALSE(mqtt::encode(mqtt::packet{p}, stream));
-    }
+    const auto stream = connect_and_publishes({"one", big, "three"});
     std::size_t at = 0;
     for (std::size_t piece : {1, 5, 9, 2, 700, 1, 1, 1500, 13}) {
       piece = std::min(piece, stream.size() - at);
@@ -509,24 +521,14 @@ TEST_CASE("random packet streams in random pieces all reach the session, in orde
   for (int round = 0; round < 200; ++round) {
     fixture f;
     auto body = [&]() -> asio::awaitable<void> {
-      tcp::socket raw(co_await asio::this_coro::executor);
-      co_await raw.async_connect(f.endpoint(), asio::use_awaitable);
-      raw.set_option(tcp::no_delay(true));
-      mqtt::connect_packet hello;
-      hello.client_id = "splitter";
-      hello.keep_alive = 60;
-      std::string stream;
-      REQUIRE_FALSE(mqtt::encode(mqtt::packet{hello}, stream));
+      auto raw = co_await raw_connection(f);
       std::vector<std::string> payloads;
       const int n = 1 + static_cast<int>(rng() % 8);
       for (int i = 0; i < n; ++i) {
         const std::size_t sizes[] = {0, 1, 3, 100, 127, 128, 200, 3000, 16383, 16384, 20000, 40000};
         payloads.push_back(std::string(sizes[rng() % 12], static_cast<char>('a' + i)));
-        mqtt::publish_packet p;
-        p.topic = "split/t";
-        p.payload = payloads.back();
-        REQUIRE_FALSE(mqtt::encode(mqtt::packet{p}, stream));
       }
+      const auto stream = connect_and_publishes(payloads);
       std::size_t at = 0;
       while (at < stream.size()) {
         const std::size_t choices[] = {1, 2, 3, 5, 9, 100, 700, 1500, 16384, 20000};
