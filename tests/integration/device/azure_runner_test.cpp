@@ -64,6 +64,19 @@ hub::hub_options loopback_hub(const std::filesystem::path& certs) {
   return options;
 }
 
+// Device `id` of `profile` on that hub (its first listener), with the hub's key for the id.
+device::azure_device_run device_run(hub::local_hub& hub, std::shared_ptr<const device::profile> profile, std::string id,
+                                    std::uint64_t index, std::uint64_t seed) {
+  device::azure_device_run run;
+  run.device_profile = std::move(profile);
+  run.index = index;
+  run.seed = seed;
+  run.session.sas_key = hub.core().device_key_for(id);
+  run.session.device_id = std::move(id);
+  run.hub = hub.listeners().at(0).endpoint;
+  return run;
+}
+
 struct recorder : device::device_observer {
   int connects = 0;
   int reports_ok = 0;
@@ -90,13 +103,7 @@ TEST_CASE("azure device: a profile's device reconciles, acknowledges, answers an
   hub::local_hub hub(io.get_executor(), options);
   REQUIRE_FALSE(hub.start());
 
-  device::azure_device_run run;
-  run.device_profile = profile;
-  run.index = 1;
-  run.seed = 42;
-  run.session.device_id = "bulb-001";
-  run.session.sas_key = hub.core().device_key_for("bulb-001");
-  run.hub = hub.listeners().at(0).endpoint;
+  auto run = device_run(hub, profile, "bulb-001", 1, 42);
   recorder seen;
   bool device_done = false;
   asio::co_spawn(io, device::run_azure_device(run, seen, steady::now() + 2500ms),
@@ -180,12 +187,7 @@ lifecycle:
   hub::local_hub hub(io.get_executor(), options);
   REQUIRE_FALSE(hub.start());
 
-  device::azure_device_run run;
-  run.device_profile = profile;
-  run.seed = 7;
-  run.session.device_id = "flaky-001";
-  run.session.sas_key = hub.core().device_key_for("flaky-001");
-  run.hub = hub.listeners().at(0).endpoint;
+  auto run = device_run(hub, profile, "flaky-001", 0, 7);
   recorder seen;
   bool done = false;
   asio::co_spawn(io, device::run_azure_device(run, seen, steady::now() + 4s), [&](std::exception_ptr) { done = true; });
@@ -252,13 +254,7 @@ lifecycle:
     int done = 0;
     const auto until = steady::now() + 2s;
     for (int i = 1; i <= 6; ++i) {
-      device::azure_device_run run;
-      run.device_profile = profile;
-      run.index = static_cast<std::uint64_t>(i);
-      run.seed = static_cast<std::uint64_t>(i);
-      run.session.device_id = "plain-00" + std::to_string(i);
-      run.session.sas_key = hub.core().device_key_for(run.session.device_id);
-      run.hub = hub.listeners().at(0).endpoint;
+      auto run = device_run(hub, profile, "plain-00" + std::to_string(i), static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(i));
       asio::co_spawn(io, device::run_azure_device(run, seen, until), [&](std::exception_ptr) { ++done; });
     }
     const auto deadline = steady::now() + 15s;
@@ -312,13 +308,7 @@ lifecycle:
   hub::local_hub hub(io.get_executor(), options);
   REQUIRE_FALSE(hub.start());
 
-  device::azure_device_run run;
-  run.device_profile = profile;
-  run.index = 1;
-  run.seed = 5;
-  run.session.device_id = "quiet-001";
-  run.session.sas_key = hub.core().device_key_for("quiet-001");
-  run.hub = hub.listeners().at(0).endpoint;
+  auto run = device_run(hub, profile, "quiet-001", 1, 5);
   run.start_at = steady::now() + 300ms;  // waits for its place parked, too
   recorder seen;
   auto stop = std::make_shared<std::atomic<bool>>(false);
