@@ -159,12 +159,18 @@ class sleeper {
 [[nodiscard]] bool enter_connecting(wake_timer& wake);
 void leave_connecting() noexcept;
 
+// Sets the device's wake timer to `t`: at most 60 s ahead, and now once the thread is stopping.
+template <class State>
+void arm_wake(State& s, steady::time_point t) {
+  const auto now = steady::now();
+  s.wake.expires_at(stopping_on_this_thread() ? now : std::min(t, now + std::chrono::seconds(60)));
+}
+
 // Not a coroutine: the wait's own awaitable is returned, so a sleeping device keeps no frame of
 // this function (every idle device sleeps here).
 template <class State>
 boost::asio::awaitable<std::tuple<boost::system::error_code>> sleep_until(State& s, steady::time_point t) {
-  const auto now = steady::now();
-  s.wake.expires_at(stopping_on_this_thread() ? now : std::min(t, now + std::chrono::seconds(60)));
+  arm_wake(s, t);
   return s.wake.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
 }
 
@@ -216,21 +222,35 @@ boost::asio::awaitable<command_outcome> run_command(std::shared_ptr<State> s, st
   co_return out;
 }
 
-// Connects (after a reboot effect's offline time), then `synchronise(s, reconnect)`; on any
-// failure waits the profile's back-off and tries again, until `until` or a stop. The same on
-// both platforms: only the session and the synchronisation differ.
+// What a device's life is bound by, kept in its state (State::life) and read by the coroutines
+// that run it one after another (start_device: a device with nothing due for a while ends its
+// coroutine and a new one takes over when its timer fires).
 template <class State>
-boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::time_point until,
-                                              std::shared_ptr<const std::atomic<bool>> stop,
-                                              boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool)) {
+struct device_life {
+  steady::time_point until;
+  std::shared_ptr<const std::atomic<bool>> stop;
+  std::optional<steady::time_point> start_at;  // its place on the ramp, until reached
+  boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool) = nullptr;
+  boost::asio::awaitable<bool> (*step)(std::shared_ptr<State>) = nullptr;
+  std::function<void()> on_end;  // start_device: runs once the device has ended
+
+  [[nodiscard]] bool running() const { return steady::now() < until && !(stop && stop->load()); }
+};
+
+// Connects (after a reboot effect's offline time), then the life's `synchronise(s, reconnect)`;
+// on any failure waits the profile's back-off and tries again, while the device's life runs.
+// The same on both platforms: only the session and the synchronisation differ.
+template <class State>
+boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s) {
+  const auto& life = s->life;
   unsigned attempt = 0;
-  while (steady::now() < until && !(stop && stop->load())) {
+  while (life.running()) {
     if (steady::now() < s->offline_until) {
       co_await sleep_until(*s, s->offline_until);
       continue;
     }
     if (!enter_connecting(s->wake)) {
-      co_await sleep_until(*s, until);  // a place freeing up wakes it, and so does a stop
+      co_await sleep_until(*s, life.until);  // a place freeing up wakes it, and so does a stop
       continue;
     }
     {
@@ -245,7 +265,7 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
         s->session_serial = next_session_serial();
         s->observer.session_started(s->id, s->session_serial);
         s->lost = false;
-        if (co_await synchronise(s, !s->first_connect)) {
+        if (co_await life.synchronise(s, !s->first_connect)) {
           s->first_connect = false;
           co_return;
         }
@@ -256,7 +276,7 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s, steady::
     }
     const auto delay = s->p().lifecycle.reconnect.delay(attempt++, s->random);
     const auto wait_until = steady::now() + std::chrono::duration_cast<steady::duration>(delay);
-    while (steady::now() < wait_until && steady::now() < until && !(stop && stop->load())) {
+    while (steady::now() < wait_until && life.running()) {
       co_await sleep_until(*s, wait_until);
     }
   }
@@ -272,18 +292,6 @@ void connection_lost(State& s, boost::system::error_code ec) {
   s.poke();
 }
 
-// What a device's life is bound by, kept in its state (State::life) and read by the coroutines
-// that run it one after another (start_device: a device with nothing due for a while ends its
-// coroutine and a new one takes over when its timer fires).
-template <class State>
-struct device_life {
-  steady::time_point until;
-  std::shared_ptr<const std::atomic<bool>> stop;
-  std::optional<steady::time_point> start_at;  // its place on the ramp, until reached
-  boost::asio::awaitable<bool> (*synchronise)(std::shared_ptr<State>, bool) = nullptr;
-  boost::asio::awaitable<bool> (*step)(std::shared_ptr<State>) = nullptr;
-  std::function<void()> on_end;  // start_device: runs once the device has ended
-};
 
 // A device with nothing due for at least this long parks (start_device): it keeps no
 // coroutine frame while it waits, only its timer's pending wait. Busy devices keep theirs:
@@ -310,8 +318,7 @@ void resume_device(std::shared_ptr<State> s) {
 
 template <class State>
 void park(const std::shared_ptr<State>& s, steady::time_point t) {
-  const auto now = steady::now();
-  s->wake.expires_at(stopping_on_this_thread() ? now : std::min(t, now + std::chrono::seconds(60)));
+  arm_wake(*s, t);
   s->wake.async_wait([s](boost::system::error_code) mutable { resume_device(std::move(s)); });
 }
 
@@ -323,11 +330,10 @@ void park(const std::shared_ptr<State>& s, steady::time_point t) {
 template <class State>
 boost::asio::awaitable<bool> device_loop(std::shared_ptr<State> s, bool may_park) {
   auto& life = s->life;
-  auto running = [&] { return steady::now() < life.until && !(life.stop && life.stop->load()); };
   // Its place on the ramp (the wake timer is known to the thread, so a stop ends the wait).
   if (life.start_at) {
     const auto at = *life.start_at;
-    while (running() && steady::now() < at) {
+    while (life.running() && steady::now() < at) {
       if (may_park && !stopping_on_this_thread()) {
         park(s, at);
         co_return false;
@@ -336,9 +342,9 @@ boost::asio::awaitable<bool> device_loop(std::shared_ptr<State> s, bool may_park
     }
     life.start_at.reset();
   }
-  while (running()) {
+  while (life.running()) {
     if (!s->session.connected()) {
-      co_await connect_and_sync<State>(s, life.until, life.stop, life.synchronise);
+      co_await connect_and_sync<State>(s);
       continue;
     }
     if (co_await life.step(s)) continue;
