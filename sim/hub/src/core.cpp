@@ -408,11 +408,10 @@ std::optional<time_point> hub_core::next_deadline() const {
   return next;
 }
 
-void hub_core::on_timer(time_point now) {
-  auto& st = *state_;
-  st.tick(now);
-  faults_on_timer(st, now);
-  while (!st.method_deadlines.empty() && st.method_deadlines.begin()->first <= now) {
+namespace {
+// Pending method calls whose deadline is at or before `until` time out (504101).
+void expire_methods_until(hub_core::state& st, time_point until) {
+  while (!st.method_deadlines.empty() && st.method_deadlines.begin()->first <= until) {
     const std::string rid = st.method_deadlines.begin()->second;
     st.method_deadlines.erase(st.method_deadlines.begin());
     auto it = st.methods.find(rid);
@@ -422,6 +421,16 @@ void hub_core::on_timer(time_point now) {
     ++st.counters.azure_methods_failed;
     done(azure_error(504101, "Timed out waiting for the response from device."));
   }
+}
+}  // namespace
+
+void hub_core::expire_methods() { expire_methods_until(*state_, time_point::max()); }
+
+void hub_core::on_timer(time_point now) {
+  auto& st = *state_;
+  st.tick(now);
+  faults_on_timer(st, now);
+  expire_methods_until(st, now);
   // An expired SAS token ends the connection: MQTT 3.1.1 cannot re-authenticate (A4).
   while (!st.expiries.empty() && st.expiries.begin()->first <= now) {
     link* connection = st.expiries.begin()->second;

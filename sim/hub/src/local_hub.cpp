@@ -280,9 +280,12 @@ boost::system::error_code local_hub::start() {
 
 void local_hub::async_stop(std::function<void()> done) {
   auto& m = *impl_;
-  m.stopping = true;
-  m.timer.cancel();
   for (auto& l : m.mqtt_listeners) l->stop();
+  // A REST request waiting for a device's method answer would hold the stop open until the
+  // call's timeout (up to minutes; the timer below served it, and was cancelled here first, so
+  // the stop never ended): pending calls end now, as their timeout would. The timer runs on
+  // until the stop is done, for what else comes due meanwhile (queued, throttled requests).
+  m.core.expire_methods();
   // REST servers first, then wait for every MQTT connection to end.
   auto remaining = std::make_shared<std::size_t>(m.rest_servers.size());
   auto finish_mqtt = [&m, done = std::move(done)]() mutable {
@@ -291,7 +294,9 @@ void local_hub::async_stop(std::function<void()> done) {
         [&m]() -> asio::awaitable<void> {
           for (auto& l : m.mqtt_listeners) co_await l->async_wait_stopped();
         },
-        [done = std::move(done)](std::exception_ptr) {
+        [&m, done = std::move(done)](std::exception_ptr) {
+          m.stopping = true;
+          m.timer.cancel();
           if (done) done();
         });
   };

@@ -300,6 +300,39 @@ TEST_CASE("azure session: desired notifications, methods, telemetry", "[backends
   }());
 }
 
+TEST_CASE("azure session: a hub that stops ends a method call its device never answers, at once, with 504101",
+          "[backends][azure]") {
+  // A REST request waiting for such a call held the hub's stop open: the timer that ends calls
+  // was cancelled when the stop began (a `twinfleet hub` killed after SIGTERM's grace, CI).
+  hub_fixture h(hub::auth_mode::open);
+  std::optional<twin::result<hub::method_response>> method;
+  run(h.io, [&]() -> asio::awaitable<void> {
+    backends::azure_device_session s(co_await asio::this_coro::executor, azure_config(h, "mute-1"));
+    s.set_method_handler([](backends::method_request&) {});  // never answers
+    const net::client_transport plain;
+    const auto ec = co_await s.async_connect(h.plain, plain, request_timeout);
+    REQUIRE_FALSE(ec);
+    const auto sub = co_await s.async_subscribe(backends::azure_subscription::methods);
+    REQUIRE_FALSE(sub);
+    const auto call = jv(R"({"methodName":"blink","payload":{},"responseTimeoutInSeconds":60})");
+    h.core().azure_invoke_method("mute-1", call, std::chrono::system_clock::now(),
+                                 [&](twin::result<hub::method_response> r) { method = std::move(r); });
+    const bool sent = co_await wait_until([&] { return h.core().counters().azure_methods_invoked == 1; });
+    REQUIRE(sent);
+    CHECK_FALSE(method.has_value());  // pending: the device has not answered
+  }());
+  bool stopped = false;
+  const auto begun = std::chrono::steady_clock::now();
+  h.local->async_stop([&] { stopped = true; });
+  h.io.restart();
+  while (!stopped && std::chrono::steady_clock::now() - begun < 10s) h.io.run_one_for(100ms);
+  CHECK(stopped);
+  CHECK(std::chrono::steady_clock::now() - begun < 5s);
+  REQUIRE(method.has_value());
+  REQUIRE_FALSE(method->has_value());
+  CHECK(method->error().code == 504101);
+}
+
 TEST_CASE("azure session: subscribe, GET, reconcile drops the notification the GET covers", "[backends][azure]") {
   hub_fixture h(hub::auth_mode::open);
   run(h.io, [&]() -> asio::awaitable<void> {

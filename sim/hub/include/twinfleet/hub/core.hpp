@@ -139,6 +139,9 @@ class hub_core {
   // ---- timers: method timeouts, SAS expiry ----
   [[nodiscard]] std::optional<time_point> next_deadline() const;
   void on_timer(time_point now);
+  // Ends every pending direct method call now, as its timeout would (504101): for a hub that
+  // stops, whose devices will not answer any more.
+  void expire_methods();
 
   // ---- service side: authorization ----
 
