@@ -30,7 +30,10 @@
 //            within 20 ms is exact (a bucket edge): the p99 goal holds when it is >= 99 %.
 //            Beside the window, a 1 kHz TCP ping-pong between two threads of this program on
 //            127.0.0.1 (bench/loopback_probe.hpp) measures what the machine itself adds (its
-//            round-trip tail and late wake-ups); it is also measured for 3 s at rest at start.
+//            round-trip tail and late wake-ups), and a CPU probe (bench/cpu_probe.hpp: a fixed
+//            loop timed every 10 ms on each CPU at SCHED_FIFO) the share of 100 ms slots in which
+//            the host left a CPU half its speed or less; the window's per-second p99s are split
+//            by whether such a slot fell in the second. Both are also measured for 3 s at rest.
 //   sdk      bench/node/sdk_bench.js with S clients (300) over MQTT/TLS (the Azure SDK has no
 //            plain-TCP MQTT transport) printing marks at its phase boundaries, where this
 //            program samples the node process: connect + getTwin CPU per client, RSS per idle
@@ -48,9 +51,11 @@
 //       [--devices 19500] [--tls-devices 5000] [--report-devices 2000] [--sdk-devices 300]
 //       [--window 10] [--repeat 3] [--quick] [--no-sdk]
 // --quick: 1 repetition, 2,000/1,000/500/100 devices, 5 s windows (what `make bench` runs).
-// --self-test: only checks the histogram quantile code (bench/prom_histogram.hpp) and exits.
+// --self-test: only checks the histogram quantile code (bench/prom_histogram.hpp) and the CPU
+// probe's slot arithmetic (bench/cpu_probe.hpp), and exits.
 #include <boost/json.hpp>
 
+#include "cpu_probe.hpp"
 #include "loopback_probe.hpp"
 #include "prom_histogram.hpp"
 #include "proc_stats.hpp"
@@ -90,6 +95,8 @@ using twinfleet::bench::cpu_seconds;
 using twinfleet::bench::histogram_quantile;
 using twinfleet::bench::parse_prom_histogram;
 using twinfleet::bench::prom_histogram;
+using twinfleet::bench::cpu_probe;
+using twinfleet::bench::cpu_probe_result;
 using twinfleet::bench::loopback_probe;
 using twinfleet::bench::quantile_bucket_upper;
 using twinfleet::bench::share_at_or_below;
@@ -310,6 +317,7 @@ struct run_sample {
   double win_lag_p99_ms = NAN, win_lag_p99_le_ms = NAN;
   double win_patch_within_20ms = NAN;  // share of the window's patches acknowledged within 20 ms
   loopback_probe::result noise;        // the loopback probe beside the window (loopback_probe.hpp)
+  cpu_probe_result machine;            // the CPU probe beside the window (cpu_probe.hpp), times from spawn
   double window_from_s = 0, window_to_s = 0;  // the window, seconds from the spawn
   json::object summary;
 };
@@ -385,6 +393,26 @@ std::vector<double> timeline_p99s(const json::object& summary, const std::string
   return out;
 }
 
+// The same seconds, split by whether the CPU probe saw a slow spell in them (`slow` true: the
+// seconds with one). A timeline point at t_s covers (t_s − 1, t_s] of the run's clock, taken as
+// seconds since the spawn (the run starts its clock a little later: the split is approximate at
+// the edges of a spell).
+std::vector<double> timeline_p99s_where(const json::object& summary, const std::string& op, double from, double to,
+                                        const cpu_probe_result& machine, bool slow) {
+  std::vector<double> out;
+  const auto* tl = summary.if_contains("timeline");
+  if (tl == nullptr || !tl->is_array() || machine.slots == 0) return out;
+  for (const auto& p : tl->as_array()) {
+    const double t = p.at("t_s").to_number<double>();
+    if (t - 1 < from || t + 0.5 > to) continue;
+    if (machine.slow_between(t - 1, t) != slow) continue;
+    const auto* ops = p.as_object().if_contains("ops");
+    if (ops == nullptr || !ops->is_object()) continue;
+    if (const auto* o = ops->as_object().if_contains(op)) out.push_back(o->at("p99_ms").to_number<double>());
+  }
+  return out;
+}
+
 enum class run_kind { connect_idle, connect_only, report };
 
 // Runs the scenario against `hub` and measures as the file header says. `n` devices; for a
@@ -448,8 +476,10 @@ run_sample run_twinfleet(const options& o, const hub_process& hub, const fs::pat
     const auto w0 = steady::now();
     s.window_from_s = seconds_since(t0);
     loopback_probe probe;  // the machine's noise floor over the same window
+    cpu_probe cpu(t0);     // and the CPU the host gives this machine, slot times from the spawn
     std::this_thread::sleep_for(std::chrono::seconds(o.window_s));
     s.noise = probe.stop();
+    s.machine = cpu.stop();
     const double w = seconds_since(w0);
     s.window_to_s = s.window_from_s + w;
     const double patches = hub.operations("reported_patch") - p0;
@@ -609,6 +639,34 @@ struct repetition {
 
 int parse_int(const char* s) { return std::atoi(s); }
 
+// The CPU probe's slot arithmetic on loops whose times are known (cpu_probe.hpp).
+bool cpu_probe_self_test() {
+  using twinfleet::bench::cpu_probe_loop;
+  std::vector<std::vector<cpu_probe_loop>> loops(2);
+  auto add = [&](std::size_t cpu, double slot, std::initializer_list<double> took_us) {
+    double at = slot / 10 + 0.001;
+    for (double t : took_us) {
+      loops[cpu].push_back({at, t / 1e6});
+      at += 0.01;
+    }
+  };
+  add(0, 0, {80, 80, 80});     // the fastest loop: 80 us
+  add(0, 1, {240, 240, 240});  // 3x: slow
+  add(0, 2, {80, 80, 400});    // mean 2.33x: slow
+  add(0, 3, {80, 160});        // 1.5x: not slow
+  add(1, 0, {100, 100});       // the other CPU's own fastest: 100 us, never slow
+  add(1, 1, {100, 150});
+  add(1, 5, {190});
+  const auto r = twinfleet::bench::summarize_cpu_probe(loops, false);
+  bool ok = r.cpus == 2 && r.slots == 7 && r.slow_slots == 2 && std::abs(r.slow_share - 2.0 / 7) < 1e-12 &&
+            std::abs(r.worst_stretch - 3) < 1e-9;
+  ok = ok && r.slow_between(0.1, 0.2) && r.slow_between(0, 0.25) && !r.slow_between(0, 0.1) && !r.slow_between(0.3, 1.0);
+  // Nothing measured: nothing claimed.
+  const auto none = twinfleet::bench::summarize_cpu_probe({{}, {}}, true);
+  ok = ok && none.cpus == 0 && none.slots == 0 && std::isnan(none.slow_share) && !none.slow_between(0, 100);
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -638,7 +696,9 @@ int main(int argc, char** argv) {
     else if (a == "--self-test") {
       const bool ok = twinfleet::bench::prom_histogram_self_test();
       std::printf("fleet_bench --self-test: histogram quantiles %s\n", ok ? "ok" : "FAILED");
-      return ok ? 0 : 1;
+      const bool cpu_ok = cpu_probe_self_test();
+      std::printf("fleet_bench --self-test: CPU probe slots %s\n", cpu_ok ? "ok" : "FAILED");
+      return ok && cpu_ok ? 0 : 1;
     }
     else {
       std::fprintf(stderr, "fleet_bench: unknown argument %s (see the header of bench/fleet_bench.cpp)\n", a.c_str());
@@ -665,10 +725,15 @@ int main(int argc, char** argv) {
   {
     // The noise floor with nothing of ours running (the report windows measure it again beside the run).
     loopback_probe rest;
+    cpu_probe cpu;
     std::this_thread::sleep_for(std::chrono::seconds(3));
     const auto r = rest.stop();
+    const auto c = cpu.stop();
     std::printf("fleet_bench: loopback probe at rest (3 s, 1 kHz TCP ping-pong): round trip p50 %.2f ms, p99 %.2f ms, max %.2f ms; "
                 "wake-up lateness max %.2f ms\n", r.rtt_p50_ms, r.rtt_p99_ms, r.rtt_max_ms, r.late_max_ms);
+    std::printf("fleet_bench: CPU probe at rest (3 s, %zu CPUs%s): %zu of %zu 100-ms slots at half speed or less, worst slot %.1fx "
+                "(bench/cpu_probe.hpp: the host's share of this machine)\n", c.cpus, c.realtime ? ", SCHED_FIFO" : ", not real-time",
+                c.slow_slots, c.slots, c.worst_stretch);
   }
   std::printf("  N=%d (tcp connect, idle), T=%d (tls connect), R=%d (reporting every 50 ms), SDK clients=%d, window %d s, %d repetition(s)\n",
               o.devices, o.tls_devices, o.report_devices, o.sdk ? o.sdk_devices : 0, o.window_s, o.repeat);
@@ -785,6 +850,31 @@ int main(int argc, char** argv) {
   row("report: loopback probe round trip max beside the run", "ms", [](const repetition& r) { return r.report.noise.rtt_max_ms; });
   row("report: loopback probe wake-up lateness max", "ms", [](const repetition& r) { return r.report.noise.late_max_ms; },
       "(a 1 ms sleep that ended this late)");
+  // The CPU the host gave this machine over the same window (bench/cpu_probe.hpp): the share of
+  // 100 ms slots in which a CPU ran at half speed or less, and the per-second p99 split by it.
+  row("report: machine CPU slots at half speed or less", "%", [](const repetition& r) { return 100 * r.report.machine.slow_share; },
+      "(cpu_probe: 100-ms slots x CPUs; the host, not us)");
+  row("report: machine CPU worst slot, time stretch", "x", [](const repetition& r) { return r.report.machine.worst_stretch; });
+  auto split_p99s = [](const repetition& r, bool slow) {
+    return timeline_p99s_where(r.report.summary, "reported_patch", r.report.window_from_s, r.report.window_to_s, r.report.machine, slow);
+  };
+  row("report: seconds of the window with / without a slow spell", "s", [&](const repetition& r) {
+    return static_cast<double>(split_p99s(r, true).size());
+  });
+  row("", "s", [&](const repetition& r) { return static_cast<double>(split_p99s(r, false).size()); });
+  row("report: per-second p99, median, seconds w/o slow spell", "ms", [&](const repetition& r) {
+        const auto v = split_p99s(r, false);
+        return v.empty() ? NAN : median(v);
+      },
+      "(seconds with no spell; a backlog from an earlier one may still drain)");
+  row("report: per-second p99, max, seconds w/o slow spell", "ms", [&](const repetition& r) {
+    const auto v = split_p99s(r, false);
+    return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
+  });
+  row("report: per-second p99, median, seconds with one", "ms", [&](const repetition& r) {
+    const auto v = split_p99s(r, true);
+    return v.empty() ? NAN : median(v);
+  });
   // summary.json: the whole run, the connect storm at its start included.
   row("report: whole-run reported_patch count (summary)", "", [](const repetition& r) {
     return json_num(r.report.summary, {"operations", "reported_patch", "count"});
