@@ -1,6 +1,7 @@
 #include "connection_core.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/bind_allocator.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -357,7 +358,9 @@ void connection_core::arm_timer() {
   timer_at_ = at;
   timer_waiting_ = true;
   timer_.expires_at(at);  // cancels the previous wait, whose completion is stale by generation
-  timer_.async_wait(timer_handler{shared_from_this(), ++timer_generation_});
+  // Long-lived (a keep-alive period): allocated to its own size, not into a block of Asio's
+  // per-thread recycling cache (bench/README.md, stop 13).
+  timer_.async_wait(asio::bind_allocator(std::allocator<void>(), timer_handler{shared_from_this(), ++timer_generation_}));
 }
 
 void connection_core::on_timer(std::uint32_t generation, error_code ec) {

@@ -4,6 +4,7 @@
 #include <twinfleet/net/error.hpp>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/write.hpp>
 
 namespace twinfleet::net {
@@ -40,7 +41,10 @@ class tcp_stream final : public transport_stream {
   bool reads_when_ready() const noexcept override { return true; }
 
   void async_wait_readable(io_handler handler) override {
-    socket_.async_wait(tcp::socket::wait_read, [handler = std::move(handler)](error_code ec) { handler(ec, 0); });
+    // An idle connection's one operation: allocated to its own size (see connection_core.cpp).
+    socket_.async_wait(tcp::socket::wait_read, asio::bind_allocator(std::allocator<void>(), [handler = std::move(handler)](error_code ec) {
+                         handler(ec, 0);
+                       }));
   }
 
   std::size_t read_now(asio::mutable_buffer buffer, error_code& ec) override {
