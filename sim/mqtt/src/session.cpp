@@ -159,6 +159,21 @@ session_event session::acknowledge(std::uint16_t packet_id, time_point now) {
   return puback_packet{packet_id};
 }
 
+namespace {
+
+// `t` moved down (client) or up (server) onto the keep-alive grid; unchanged when the step is
+// zero or not shorter than the keep-alive itself.
+time_point on_grid(time_point t, std::chrono::milliseconds step, std::uint16_t keep_alive, bool up) noexcept {
+  const auto g = std::chrono::duration_cast<time_point::duration>(step);
+  if (g <= time_point::duration::zero() || step >= std::chrono::seconds(keep_alive)) return t;
+  const auto since = t.time_since_epoch();
+  auto down = since - since % g;
+  if (up && down != since) down += g;
+  return time_point(down);
+}
+
+}  // namespace
+
 std::optional<time_point> session::next_deadline() const noexcept {
   switch (state_) {
     case session_state::connecting:
@@ -170,10 +185,11 @@ std::optional<time_point> session::next_deadline() const noexcept {
       if (keep_alive_ == 0) return std::nullopt;
       if (role_ == role::client) {
         if (ping_outstanding_) return mark_ + ping_timeout();
-        return last_send_ + std::chrono::seconds(keep_alive_);
+        return on_grid(last_send_ + std::chrono::seconds(keep_alive_), options_.keep_alive_grid, keep_alive_, false);
       }
-      return last_receive_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                 std::chrono::duration<double>(keep_alive_ * options_.keep_alive_factor));
+      return on_grid(last_receive_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                         std::chrono::duration<double>(keep_alive_ * options_.keep_alive_factor)),
+                     options_.keep_alive_grid, keep_alive_, true);
     default: return std::nullopt;
   }
 }

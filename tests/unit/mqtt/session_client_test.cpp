@@ -503,3 +503,32 @@ TEST_CASE("client: take_output hands the bytes over and keeps nothing", "[mqtt][
   CHECK(buffer.size() > expected.size());
   CHECK(buffer.substr(0, expected.size()) == expected);
 }
+
+TEST_CASE("client: the keep-alive deadline falls on the grid, up to one step early, and exactly without one",
+          "[mqtt][session][client]") {
+  // The last packet sent (CONNECT) at 1.234 s: with the default 100 ms grid the PINGREQ is due
+  // at 11.2 s, not 11.234 s, so that many connections share one timer expiry.
+  scripted_peer broker(role::client);
+  broker.advance_to(time_point{} + 1234ms);
+  establish(broker, device_connect(10));
+  CHECK(broker.s().next_deadline() == time_point{} + 11200ms);
+  broker.advance_to(time_point{} + 11199ms);
+  CHECK(broker.nothing_sent());
+  broker.advance_to(time_point{} + 11200ms);
+  broker.expect_sent<pingreq_packet>();  // 34 ms early: the interval stays under the keep-alive
+
+  session_options exact;
+  exact.keep_alive_grid = 0ms;
+  scripted_peer precise(role::client, exact);
+  precise.advance_to(time_point{} + 1234ms);
+  establish(precise, device_connect(10));
+  CHECK(precise.s().next_deadline() == time_point{} + 11234ms);
+
+  // A step as long as the keep-alive is no grid at all (a ping would be a whole period early).
+  session_options coarse;
+  coarse.keep_alive_grid = 2000ms;
+  scripted_peer slow(role::client, coarse);
+  slow.advance_to(time_point{} + 1234ms);
+  establish(slow, device_connect(1));
+  CHECK(slow.s().next_deadline() == time_point{} + 2234ms);
+}

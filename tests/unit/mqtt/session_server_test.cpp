@@ -379,3 +379,23 @@ TEST_CASE("a session object stays small", "[mqtt][session]") {
   WARN("sizeof(twinfleet::mqtt::session) = " << sizeof(session) << " bytes");
   CHECK(sizeof(session) <= 192);
 }
+
+TEST_CASE("server: the keep-alive limit falls on the grid, up to one step late", "[mqtt][session][server]") {
+  // The last packet from the client at 2.345 s, keep-alive 10 s: 1.5 x gives 17.345 s, which the
+  // default 100 ms grid moves up to 17.4 s; never earlier than the protocol's limit.
+  scripted_peer device(role::server);
+  establish(device, device_connect(10));
+  device.send(pingreq_packet{}, 2345ms);
+  device.expect_sent<pingresp_packet>();
+  CHECK(device.s().next_deadline() == time_point{} + 17400ms);
+  CHECK(device.advance_to(time_point{} + 17399ms).empty());
+  const auto events = device.advance_to(time_point{} + 17400ms);
+  CHECK(event_as<closed_event>(events).reason == mqtt_errc::keep_alive_timeout);
+
+  session_options exact;
+  exact.keep_alive_grid = 0ms;
+  scripted_peer precise(role::server, exact);
+  establish(precise, device_connect(10));
+  precise.send(pingreq_packet{}, 2345ms);
+  CHECK(precise.s().next_deadline() == time_point{} + 17345ms);
+}
