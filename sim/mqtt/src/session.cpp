@@ -162,10 +162,10 @@ session_event session::acknowledge(std::uint16_t packet_id, time_point now) {
 namespace {
 
 // `t` moved down (client) or up (server) onto the keep-alive grid; unchanged when the step is
-// zero or not shorter than the keep-alive itself.
-time_point on_grid(time_point t, std::chrono::milliseconds step, std::uint16_t keep_alive, bool up) noexcept {
+// zero or not shorter than the period `t` ends.
+time_point on_grid(time_point t, std::chrono::milliseconds step, std::chrono::milliseconds period, bool up) noexcept {
   const auto g = std::chrono::duration_cast<time_point::duration>(step);
-  if (g <= time_point::duration::zero() || step >= std::chrono::seconds(keep_alive)) return t;
+  if (g <= time_point::duration::zero() || step >= period) return t;
   const auto since = t.time_since_epoch();
   auto down = since - since % g;
   if (up && down != since) down += g;
@@ -180,16 +180,20 @@ std::optional<time_point> session::next_deadline() const noexcept {
     case session_state::awaiting_connect:
     case session_state::awaiting_decision:
       if (options_.connect_timeout.count() <= 0) return std::nullopt;
+      // A client's CONNACK wait ends on the grid too: its keep-alive deadline, on the grid and
+      // counted from a later packet, then never comes before it, so the connection's pending
+      // wait stays and is not re-armed (an extra timer operation per device mid-connect).
+      if (role_ == role::client) return on_grid(mark_ + options_.connect_timeout, options_.keep_alive_grid, options_.connect_timeout, false);
       return mark_ + options_.connect_timeout;
     case session_state::connected:
       if (keep_alive_ == 0) return std::nullopt;
       if (role_ == role::client) {
         if (ping_outstanding_) return mark_ + ping_timeout();
-        return on_grid(last_send_ + std::chrono::seconds(keep_alive_), options_.keep_alive_grid, keep_alive_, false);
+        return on_grid(last_send_ + std::chrono::seconds(keep_alive_), options_.keep_alive_grid, std::chrono::seconds(keep_alive_), false);
       }
       return on_grid(last_receive_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                          std::chrono::duration<double>(keep_alive_ * options_.keep_alive_factor)),
-                     options_.keep_alive_grid, keep_alive_, true);
+                     options_.keep_alive_grid, std::chrono::seconds(keep_alive_), true);
     default: return std::nullopt;
   }
 }

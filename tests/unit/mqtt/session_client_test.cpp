@@ -510,7 +510,12 @@ TEST_CASE("client: the keep-alive deadline falls on the grid, up to one step ear
   // at 11.2 s, not 11.234 s, so that many connections share one timer expiry.
   scripted_peer broker(role::client);
   broker.advance_to(time_point{} + 1234ms);
-  establish(broker, device_connect(10));
+  // The CONNACK wait (connect_timeout 10 s) ends on the grid as well, so that the keep-alive
+  // deadline after CONNACK never comes before it (the connection's wait then stays armed).
+  REQUIRE_FALSE(broker.s().connect(device_connect(10), broker.now()));
+  CHECK(broker.s().next_deadline() == time_point{} + 11200ms);
+  broker.expect_sent<connect_packet>();
+  REQUIRE(broker.send(connack_packet{false, connect_return_code::accepted}, 5ms).size() == 1);
   CHECK(broker.s().next_deadline() == time_point{} + 11200ms);
   broker.advance_to(time_point{} + 11199ms);
   CHECK(broker.nothing_sent());
@@ -521,7 +526,10 @@ TEST_CASE("client: the keep-alive deadline falls on the grid, up to one step ear
   exact.keep_alive_grid = 0ms;
   scripted_peer precise(role::client, exact);
   precise.advance_to(time_point{} + 1234ms);
-  establish(precise, device_connect(10));
+  REQUIRE_FALSE(precise.s().connect(device_connect(10), precise.now()));
+  CHECK(precise.s().next_deadline() == time_point{} + 11234ms);
+  precise.expect_sent<connect_packet>();
+  REQUIRE(precise.send(connack_packet{false, connect_return_code::accepted}, 5ms).size() == 1);
   CHECK(precise.s().next_deadline() == time_point{} + 11234ms);
 
   // A step as long as the keep-alive is no grid at all (a ping would be a whole period early).
