@@ -506,17 +506,21 @@ TEST_CASE("client: take_output hands the bytes over and keeps nothing", "[mqtt][
 
 TEST_CASE("client: the keep-alive deadline falls on the grid, up to one step early, and exactly without one",
           "[mqtt][session][client]") {
-  // The last packet sent (CONNECT) at 1.234 s: with the default 100 ms grid the PINGREQ is due
-  // at 11.2 s, not 11.234 s, so that many connections share one timer expiry.
+  // CONNECT at 1.234 s with keep-alive 10 s and connect_timeout 10 s: the CONNACK wait and then
+  // the PINGREQ are due at `due`. The CONNACK wait ends on the grid as well, so that the
+  // keep-alive deadline after CONNACK never comes before it (the connection's wait stays armed).
+  const auto connect_at_1234 = [](scripted_peer& broker, time_point due) {
+    broker.advance_to(time_point{} + 1234ms);
+    REQUIRE_FALSE(broker.s().connect(device_connect(10), broker.now()));
+    CHECK(broker.s().next_deadline() == due);
+    broker.expect_sent<connect_packet>();
+    REQUIRE(broker.send(connack_packet{false, connect_return_code::accepted}, 5ms).size() == 1);
+    CHECK(broker.s().next_deadline() == due);
+  };
+  // With the default 100 ms grid the PINGREQ is due at 11.2 s, not 11.234 s, so that many
+  // connections share one timer expiry.
   scripted_peer broker(role::client);
-  broker.advance_to(time_point{} + 1234ms);
-  // The CONNACK wait (connect_timeout 10 s) ends on the grid as well, so that the keep-alive
-  // deadline after CONNACK never comes before it (the connection's wait then stays armed).
-  REQUIRE_FALSE(broker.s().connect(device_connect(10), broker.now()));
-  CHECK(broker.s().next_deadline() == time_point{} + 11200ms);
-  broker.expect_sent<connect_packet>();
-  REQUIRE(broker.send(connack_packet{false, connect_return_code::accepted}, 5ms).size() == 1);
-  CHECK(broker.s().next_deadline() == time_point{} + 11200ms);
+  connect_at_1234(broker, time_point{} + 11200ms);
   broker.advance_to(time_point{} + 11199ms);
   CHECK(broker.nothing_sent());
   broker.advance_to(time_point{} + 11200ms);
@@ -525,12 +529,7 @@ TEST_CASE("client: the keep-alive deadline falls on the grid, up to one step ear
   session_options exact;
   exact.keep_alive_grid = 0ms;
   scripted_peer precise(role::client, exact);
-  precise.advance_to(time_point{} + 1234ms);
-  REQUIRE_FALSE(precise.s().connect(device_connect(10), precise.now()));
-  CHECK(precise.s().next_deadline() == time_point{} + 11234ms);
-  precise.expect_sent<connect_packet>();
-  REQUIRE(precise.send(connack_packet{false, connect_return_code::accepted}, 5ms).size() == 1);
-  CHECK(precise.s().next_deadline() == time_point{} + 11234ms);
+  connect_at_1234(precise, time_point{} + 11234ms);
 
   // A step as long as the keep-alive is no grid at all (a ping would be a whole period early).
   session_options coarse;

@@ -50,6 +50,12 @@ struct stream_pair {
   }
 };
 
+// Waits (bounded) until the operation recording into `o` has completed.
+asio::awaitable<void> completion(const std::shared_ptr<outcome>& o) {
+  const auto done = co_await eventually([&] { return o->done; });
+  REQUIRE(done);
+}
+
 // Reads from `stream` until `want` bytes came or an operation failed; the failure, if any.
 asio::awaitable<error_code> read_all(detail::transport_stream& stream, std::string& into, std::size_t want) {
   std::string chunk(16384, '\0');
@@ -63,13 +69,23 @@ asio::awaitable<error_code> read_all(detail::transport_stream& stream, std::stri
   co_return error_code{};
 }
 
+// Two streams over a fresh loopback connection, handshaken, then `body` (a coroutine taking
+// them) runs to its end on one io_context.
+template <class Body>
+void with_streams(Body body) {
+  asio::io_context io;
+  stream_pair s(io);
+  auto whole = [&]() -> asio::awaitable<void> {
+    co_await s.handshake();
+    co_await body(s);
+  };
+  run(io, whole());
+}
+
 }  // namespace
 
 TEST_CASE("TLS stream: a megabyte in partial writes arrives whole and in order, and the peer's FIN reads as connection_closed", "[net][tls]") {
-  asio::io_context io;
-  stream_pair s(io);
-  auto body = [&]() -> asio::awaitable<void> {
-    co_await s.handshake();
+  with_streams([](stream_pair& s) -> asio::awaitable<void> {
     // More than both socket buffers hold: the write goes out in pieces as the reader drains it.
     std::string sent(1 << 20, '\0');
     for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>((i * 7919) >> 5);
@@ -80,8 +96,7 @@ TEST_CASE("TLS stream: a megabyte in partial writes arrives whole and in order, 
     const auto read_ec = co_await read_all(*s.server, received, sent.size());
     CHECK_FALSE(read_ec);
     CHECK(received == sent);
-    const auto awaited = co_await eventually([&] { return wrote->done; });
-    REQUIRE(awaited);
+    co_await completion(wrote);
     CHECK_FALSE(wrote->ec);
     CHECK(wrote->bytes == sent.size());
 
@@ -92,45 +107,33 @@ TEST_CASE("TLS stream: a megabyte in partial writes arrives whole and in order, 
     const auto end_ec = co_await read_all(*s.server, rest, 1);
     CHECK(end_ec == net_errc::connection_closed);
     CHECK(rest.empty());
-  };
-  run(io, body());
+  });
 }
 
 TEST_CASE("TLS stream: a write after this side is shut down fails with EPIPE, and the process gets no SIGPIPE", "[net][tls]") {
   // SIGPIPE's default action ends the process: this test would not report, it would die.
-  asio::io_context io;
-  stream_pair s(io);
-  auto body = [&]() -> asio::awaitable<void> {
-    co_await s.handshake();
+  with_streams([](stream_pair& s) -> asio::awaitable<void> {
     auto shut = std::make_shared<outcome>();
     s.client->async_shutdown({shut, detail::io_event::shutdown});
-    const auto shut_done = co_await eventually([&] { return shut->done; });
-    REQUIRE(shut_done);
+    co_await completion(shut);
     const std::string payload = "after the end";
     auto wrote = std::make_shared<outcome>();
     s.client->async_write(asio::buffer(payload), {wrote, detail::io_event::write});
-    const auto awaited = co_await eventually([&] { return wrote->done; });
-    REQUIRE(awaited);
+    co_await completion(wrote);
     CHECK(wrote->ec == boost::system::errc::broken_pipe);
     CHECK(wrote->bytes == 0);
-  };
-  run(io, body());
+  });
 }
 
 TEST_CASE("TLS stream: close() ends a pending read with operation_aborted", "[net][tls]") {
-  asio::io_context io;
-  stream_pair s(io);
-  auto body = [&]() -> asio::awaitable<void> {
-    co_await s.handshake();
+  with_streams([](stream_pair& s) -> asio::awaitable<void> {
     std::string buffer(64, '\0');
     auto got = std::make_shared<outcome>();
     s.server->async_read_some(asio::buffer(buffer), {got, detail::io_event::read});
     co_await sleep(20ms);
     CHECK_FALSE(got->done);  // nothing was sent: the read waits
     s.server->close();
-    const auto awaited = co_await eventually([&] { return got->done; });
-    REQUIRE(awaited);
+    co_await completion(got);
     CHECK(got->ec == asio::error::operation_aborted);
-  };
-  run(io, body());
+  });
 }
