@@ -132,6 +132,11 @@ asio::awaitable<void> apply(std::shared_ptr<device_state> s, shadow_state& sh, c
     const auto accepted = co_await report(s, shadow, mirror);
     if (accepted) {
       for (const auto& [k, v] : mirror) sh.mirrored[k] = v;
+    } else {
+      // No answer is not a refusal: the hub may have applied the update and lost its
+      // /update/accepted. What the shadow holds for these keys is unknown now, so the next
+      // delta that names them is answered even with a value this device reported before.
+      for (const auto& [k, v] : mirror) sh.mirrored.erase(k);
     }
   }
   s->observer.desired_applied(sh.key, version, status);

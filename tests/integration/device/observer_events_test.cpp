@@ -497,3 +497,58 @@ TEST_CASE("device events: an AWS device that got a delta while it was still aski
   CHECK(r.total_anomalies() == 0);
   CHECK(r.converged == 1);
 }
+
+TEST_CASE("device events: an AWS device whose reported update timed out after the hub applied it answers the next delta "
+          "for the value it had before",
+          "[device][aws][check][integration]") {
+  // The device reports brightness 20; the hub applies it but its /update/accepted is lost, so
+  // the report times out. The back end then writes back the value the device had reported
+  // before (80): the shadow's reported holds 20, so a delta {brightness: 80} comes. A device
+  // that still believed the shadow held 80 would skip answering it and stay diverged forever.
+  hub_fixture f;
+  device::aws_device_run run;
+  run.device_profile = bulb_profile("");
+  run.seed = 17;
+  run.session.thing_name = "sync-004";
+  run.session.client_id = "sync-004";
+  run.hub = f.hub->listeners().at(0).endpoint;
+  run.request_timeout = 300ms;
+  check::checker_options o;
+  o.run_start = steady::now();
+  check::sync_checker checker(o);
+  checker_feed seen(checker);
+  bool done = false;
+  asio::co_spawn(f.io, device::run_aws_device(run, seen, steady::now() + 2500ms), [&](std::exception_ptr) { done = true; });
+  const auto desire = [&](int b) {
+    auto w = f.hub->core().aws_update_shadow("sync-004", "", R"({"state":{"desired":{"brightness":)" + std::to_string(b) + "}}}",
+                                             std::chrono::system_clock::now());
+    REQUIRE(w.has_value());
+  };
+  const auto reported_brightness = [&]() -> std::int64_t {
+    auto shadow = f.hub->core().aws_get_shadow("sync-004", "", std::chrono::system_clock::now());
+    REQUIRE(shadow.has_value());
+    const auto* b = shadow->at("state").as_object().at("reported").as_object().if_contains("brightness");
+    return b != nullptr ? b->to_number<std::int64_t>() : -1;
+  };
+  auto driver = [&]() -> asio::awaitable<void> {
+    co_await pause(400ms);
+    REQUIRE(reported_brightness() == 80);  // the profile's initial value, reported on connect
+    hub::fault_settings lose_accepted;
+    hub::delivery_fault drop;
+    drop.kinds = {hub::outbound_kind::aws_accepted};
+    drop.drop = 1;
+    lose_accepted.delivery.push_back(drop);
+    f.hub->core().set_faults(lose_accepted, std::chrono::system_clock::now());
+    desire(20);
+    co_await pause(700ms);  // applied (20 ms–200 ms), reported, the answer lost, timed out (300 ms)
+    CHECK(reported_brightness() == 20);
+    f.hub->core().set_faults(hub::fault_settings{}, std::chrono::system_clock::now());
+    desire(80);
+  };
+  asio::co_spawn(f.io, driver(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  f.run_until(done, 20s);
+  REQUIRE(done);
+  CHECK(reported_brightness() == 80);
+}
