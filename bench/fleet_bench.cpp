@@ -379,13 +379,16 @@ double timeline_reach(const json::object& summary, const std::string& op, double
 // The per-second p99s of `op` in summary.json's timeline for the seconds inside [from, to] (seconds
 // from the spawn). The timeline counts from the run's own start, a little after the spawn (its
 // start-up, under 0.5 s), so a point t_s covers spawn time (t_s − 1 + δ, t_s + δ], 0 ≤ δ < 0.5.
-std::vector<double> timeline_p99s(const json::object& summary, const std::string& op, double from, double to) {
+// `keep`, when given, picks seconds by the t_s of their point.
+std::vector<double> timeline_p99s(const json::object& summary, const std::string& op, double from, double to,
+                                  const std::function<bool(double)>& keep = {}) {
   std::vector<double> out;
   const auto* tl = summary.if_contains("timeline");
   if (tl == nullptr || !tl->is_array()) return out;
   for (const auto& p : tl->as_array()) {
     const double t = p.at("t_s").to_number<double>();
     if (t - 1 < from || t + 0.5 > to) continue;
+    if (keep && !keep(t)) continue;
     const auto* ops = p.as_object().if_contains("ops");
     if (ops == nullptr || !ops->is_object()) continue;
     if (const auto* o = ops->as_object().if_contains(op)) out.push_back(o->at("p99_ms").to_number<double>());
@@ -396,21 +399,11 @@ std::vector<double> timeline_p99s(const json::object& summary, const std::string
 // The same seconds, split by whether the CPU probe saw a slow spell in them (`slow` true: the
 // seconds with one). A timeline point at t_s covers (t_s − 1, t_s] of the run's clock, taken as
 // seconds since the spawn (the run starts its clock a little later: the split is approximate at
-// the edges of a spell).
+// the edges of a spell). Empty when the probe measured nothing.
 std::vector<double> timeline_p99s_where(const json::object& summary, const std::string& op, double from, double to,
                                         const cpu_probe_result& machine, bool slow) {
-  std::vector<double> out;
-  const auto* tl = summary.if_contains("timeline");
-  if (tl == nullptr || !tl->is_array() || machine.slots == 0) return out;
-  for (const auto& p : tl->as_array()) {
-    const double t = p.at("t_s").to_number<double>();
-    if (t - 1 < from || t + 0.5 > to) continue;
-    if (machine.slow_between(t - 1, t) != slow) continue;
-    const auto* ops = p.as_object().if_contains("ops");
-    if (ops == nullptr || !ops->is_object()) continue;
-    if (const auto* o = ops->as_object().if_contains(op)) out.push_back(o->at("p99_ms").to_number<double>());
-  }
-  return out;
+  if (machine.slots == 0) return {};
+  return timeline_p99s(summary, op, from, to, [&](double t) { return machine.slow_between(t - 1, t) == slow; });
 }
 
 enum class run_kind { connect_idle, connect_only, report };
