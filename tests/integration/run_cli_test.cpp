@@ -169,6 +169,39 @@ TEST_CASE("twinfleet run: --devices, --seed and --set change the scenario before
   CHECK(slow.err == "twinfleet run: --settle soon: expected a duration such as 0s or 10s\n");
 }
 
+TEST_CASE("twinfleet run --wake-grid: devices wake for their reports on the grid, 0 for exact times", "[cli][run][integration]") {
+  temp_dir dir;
+  {
+    std::ofstream p(dir.path() / "ticker.yaml");
+    p << "name: ticker\nidentity: { id: \"tick-{index:02}\" }\nreported:\n  seq: { counter: { start: 0 }, every: 50ms }\n";
+    std::ofstream s(dir.path() / "ticks.yaml");
+    s << "name: ticks\nseed: 3\ntarget: { type: local, transport: tcp }\n"
+      << "fleet:\n  - { profile: ticker.yaml, count: 10, dialect: azure }\n"
+      << "ramp: { duration: 0s }\nphases:\n  - { name: tick, duration: 3s }\n";
+  }
+  const auto scenario = (dir.path() / "ticks.yaml").string();
+  auto reports = [&](const std::string& grid) {
+    const auto r = run_program(TWINFLEET_CLI,
+                               {"run", scenario, "--wake-grid", grid, "--settle", "0s", "--quiet", "--metrics-listen", "off"}, 60s);
+    INFO("--wake-grid " << grid << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    return count_of(r.out, "reported_patch");
+  };
+  // Exact times: 10 devices reporting every 50 ms for 3 s, ~600 patches (a slow machine loses
+  // some, never half).
+  const auto exact = reports("0");
+  CHECK(exact > 300);
+  // A 500 ms grid, ten times the interval: each device wakes at most twice a second for its
+  // report, so at most ~9 patches in the ~4 s it is connected.
+  const auto coarse = reports("500ms");
+  CHECK(coarse > 0);
+  CHECK(coarse <= 10 * 10);
+  // A bad grid is said before anything starts, exit 2.
+  const auto bad = run_program(TWINFLEET_CLI, {"run", scenario, "--wake-grid", "fast"}, 30s);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err == "twinfleet run: --wake-grid fast: expected a duration such as 1ms or 0\n");
+}
+
 TEST_CASE("twinfleet run: a second Ctrl-C stops waiting, still writes the report, exit 130", "[cli][run][integration]") {
   // A hub that stops answering (SIGSTOP) leaves the back end's requests in flight, so after the
   // first Ctrl-C the run waits for them (bounded, 5 s); the second ends the wait at once.

@@ -45,6 +45,7 @@ struct run_flags {
   std::size_t threads = 0;
   std::string duration;
   std::string settle;
+  std::string wake_grid;
   std::string metrics_linger;
   std::optional<std::uint64_t> devices;
   std::optional<std::uint64_t> seed;
@@ -181,6 +182,7 @@ int run_workers(const run_flags& flags, const scenario::scenario& s, std::size_t
                                   "--report-dir", dir.string()};
     if (!flags.duration.empty()) args.insert(args.end(), {"--duration", flags.duration});
     if (!flags.settle.empty()) args.insert(args.end(), {"--settle", flags.settle});
+    if (!flags.wake_grid.empty()) args.insert(args.end(), {"--wake-grid", flags.wake_grid});
     if (!flags.metrics_linger.empty()) args.insert(args.end(), {"--metrics-linger", flags.metrics_linger});
     if (flags.devices) args.insert(args.end(), {"--devices", std::to_string(*flags.devices)});
     if (flags.seed) args.insert(args.end(), {"--seed", std::to_string(*flags.seed)});
@@ -320,9 +322,10 @@ bool read_duration(const char* flag, const std::string& text, const char* exampl
 }
 
 int run(const run_flags& flags) {
-  std::optional<std::chrono::nanoseconds> duration, settle, metrics_linger;
+  std::optional<std::chrono::nanoseconds> duration, settle, wake_grid, metrics_linger;
   if (!read_duration("--duration", flags.duration, "30s or 2m", duration) ||
       !read_duration("--settle", flags.settle, "0s or 10s", settle) ||
+      !read_duration("--wake-grid", flags.wake_grid, "1ms or 0", wake_grid) ||
       !read_duration("--metrics-linger", flags.metrics_linger, "15s", metrics_linger)) {
     return 2;
   }
@@ -379,6 +382,7 @@ int run(const run_flags& flags) {
   }
   options.duration = duration;
   if (settle) options.settle = *settle;
+  if (wake_grid) options.wake_grid = *wake_grid;
   if (flags.quiet || is_shard) options.progress_every = std::chrono::milliseconds(0);
   if (is_shard) {
     options.on_sample = [](const engine::timeline_point& p, std::uint64_t writes, std::uint64_t converged) {
@@ -485,6 +489,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--duration", flags->duration, "Run this long instead of the phases' total (30s, 2m)");
   cmd->add_option("--settle", flags->settle,
                   "After the load, wait up to this long for the last desired writes to converge (default 5s)");
+  cmd->add_option("--wake-grid", flags->wake_grid,
+                  "Devices wake for their reports and telemetry on this grid, so that a thread wakes once for all "
+                  "the devices due in one step (default 1ms; 0: exact times)");
   cmd->add_option("--devices", flags->devices, "Scale the fleet to this many devices, each entry keeping its share");
   cmd->add_option("--seed", flags->seed, "The seed every random choice derives from (default: the scenario's)");
   cmd->add_option("--set", flags->sets, "Override a scenario value before loading: key.path=value (repeatable)");

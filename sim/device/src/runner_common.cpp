@@ -13,6 +13,7 @@ namespace {
 thread_local std::unordered_set<wake_timer*> sleepers;
 thread_local bool stopping = false;
 thread_local std::size_t connecting_limit = 0;  // limit_connecting_on_this_thread
+thread_local steady::duration grid{0};           // wake_on_grid_on_this_thread
 thread_local std::size_t connecting = 0;
 // The devices waiting for a place, in order of arrival. A device woken for another reason
 // (a stop) may still have an entry here: only the members of `waiting` count, and a device is
@@ -24,6 +25,7 @@ thread_local std::unordered_set<wake_timer*> granted;
 }  // namespace
 
 bool stopping_on_this_thread() noexcept { return stopping; }
+steady::duration wake_grid_on_this_thread() noexcept { return grid; }
 
 sleeper::sleeper(wake_timer& wake) : wake_(&wake) { sleepers.insert(wake_); }
 sleeper::~sleeper() {
@@ -231,6 +233,10 @@ steady::time_point device_core::next_due(steady::time_point until) const {
 namespace twinfleet::device {
 
 void limit_connecting_on_this_thread(std::size_t limit) noexcept { detail::connecting_limit = limit; }
+
+void wake_on_grid_on_this_thread(std::chrono::nanoseconds step) noexcept {
+  detail::grid = std::chrono::duration_cast<detail::steady::duration>(std::max(step, std::chrono::nanoseconds(0)));
+}
 
 void wake_devices_on_this_thread() {
   // Cancelling a timer only queues its handler: no device runs (or unregisters) meanwhile.

@@ -160,11 +160,16 @@ class sleeper {
 [[nodiscard]] bool enter_connecting(wake_timer& wake);
 void leave_connecting() noexcept;
 
-// Sets the device's wake timer to `t`: at most 60 s ahead, and now once the thread is stopping.
+// The thread's wake grid (wake_on_grid_on_this_thread); zero: exact wake times.
+[[nodiscard]] steady::duration wake_grid_on_this_thread() noexcept;
+
+// Sets the device's wake timer to `t`, moved onto the thread's wake grid (on_grid): at most 60 s
+// ahead, and now once the thread is stopping.
 template <class State>
 void arm_wake(State& s, steady::time_point t) {
   const auto now = steady::now();
-  s.wake.expires_at(stopping_on_this_thread() ? now : std::min(t, now + std::chrono::seconds(60)));
+  s.wake.expires_at(stopping_on_this_thread() ? now
+                                              : std::min(on_grid(t, now, wake_grid_on_this_thread()), now + std::chrono::seconds(60)));
 }
 
 // Not a coroutine: the wait's own awaitable is returned, so a sleeping device keeps no frame of

@@ -894,6 +894,9 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       asio::post(rt.context(t), [per_thread] { device::limit_connecting_on_this_thread(per_thread); });
     }
   }
+  for (std::size_t t = 0; t < rt.threads(); ++t) {
+    asio::post(rt.context(t), [grid = options.wake_grid] { device::wake_on_grid_on_this_thread(grid); });
+  }
   // Starts device i on its thread, at its place on the ramp. The device waits for that place
   // itself (start_at): a coroutine of ours around it would keep a frame of about 1 KiB per
   // device for the whole run.

@@ -182,6 +182,32 @@ TEST_CASE("a periodic action keeps its place: the next time counts from when it 
   CHECK(dv::next_period(t0, 0ms, t0 + 5ms) == t0 + 5ms);
 }
 
+TEST_CASE("a device wakes on its thread's grid: the first step at or after its time, never before") {
+  using namespace std::chrono_literals;
+  using tp = std::chrono::steady_clock::time_point;
+  const tp t0{};  // a multiple of every step
+  const auto now = t0 + 10ms;
+  // Between two grid points: the next one.
+  CHECK(dv::on_grid(t0 + 10ms + 1us, now, 1ms) == t0 + 11ms);
+  CHECK(dv::on_grid(t0 + 10ms + 999us, now, 1ms) == t0 + 11ms);
+  CHECK(dv::on_grid(t0 + 23'400us, now, 1ms) == t0 + 24ms);
+  CHECK(dv::on_grid(t0 + 23'400us, now, 5ms) == t0 + 25ms);
+  // On a grid point: that one.
+  CHECK(dv::on_grid(t0 + 12ms, now, 1ms) == t0 + 12ms);
+  // Due already, or no grid: the time itself (a late device is not made later).
+  CHECK(dv::on_grid(t0 + 9'500us, now, 1ms) == t0 + 9'500us);
+  CHECK(dv::on_grid(now, now, 1ms) == now);
+  CHECK(dv::on_grid(t0 + 23'400us, now, 0ms) == t0 + 23'400us);
+  // Two devices due within one step wake together; the clock's own epoch is the grid's.
+  const tp real = std::chrono::steady_clock::now();
+  const auto a = dv::on_grid(real + 5ms + 100us, real, 1ms);
+  const auto b = dv::on_grid(real + 5ms + 100us + 300us, real, 1ms);
+  CHECK((a == b || b - a == 1ms));
+  CHECK(a.time_since_epoch() % 1ms == std::chrono::steady_clock::duration::zero());
+  CHECK(a >= real + 5ms + 100us);
+  CHECK(a - (real + 5ms + 100us) < 1ms);
+}
+
 TEST_CASE("devices' first periodic actions are spread over the first interval, the same for a seed") {
   CHECK(dv::first_phase(42, 3000) == dv::first_phase(42, 3000));
   CHECK(dv::first_phase(42, 3000) != dv::first_phase(42, 3001));

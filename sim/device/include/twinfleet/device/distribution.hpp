@@ -53,6 +53,19 @@ template <class TimePoint>
   return next;
 }
 
+// on_grid: when a device that has something due at `t` wakes, with its thread's wake grid
+// `step` (wake_on_grid_on_this_thread): at the first multiple of `step` of its clock at or after
+// `t`, so that the devices of a thread due within one step wake together. Due already (`t` <=
+// `now`), or a zero step: `t` itself.
+template <class TimePoint>
+[[nodiscard]] TimePoint on_grid(TimePoint t, TimePoint now, duration step) noexcept {
+  const auto g = std::chrono::duration_cast<typename TimePoint::duration>(step);
+  if (g <= TimePoint::duration::zero() || t <= now) return t;
+  const auto since = t.time_since_epoch();
+  const auto rest = since % g;
+  return rest == TimePoint::duration::zero() ? t : TimePoint(since - rest + g);
+}
+
 // first_phase: where in its first interval an action of a device first comes due, as a fraction
 // in [0, 1), from the device's seed and the action's own stream (so that the device's other
 // draws do not move): devices started together do not act in step.

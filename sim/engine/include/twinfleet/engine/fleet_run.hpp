@@ -43,6 +43,10 @@ struct timeline_point {
 
 struct run_options {
   std::size_t threads = 0;                          // device threads; 0: the cores
+  // Devices wake for what they do on their own on this grid of the steady clock, so that a
+  // thread wakes once per step for all the devices due in it (device::wake_on_grid_on_this_thread);
+  // 0: exact times.
+  std::chrono::nanoseconds wake_grid = std::chrono::milliseconds(1);
   std::optional<std::chrono::nanoseconds> duration;  // overrides the phases' total
   std::chrono::milliseconds progress_every{1000};   // the live line; 0: none (the timeline still samples each second)
   std::function<void(std::string_view)> console;    // notices; stdout when empty
