@@ -11,6 +11,9 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
+#include <limits>
+#include <optional>
 #include <unordered_map>
 
 namespace twinfleet::check {
@@ -126,9 +129,16 @@ class version_set {
 struct key_extra {
   std::vector<write_record> writes;
   std::vector<std::pair<std::int64_t, time_point>> in_sync;  // service_in_sync, in arrival order
-  // The last reported_window accepted writes. A vector, not a deque: std::deque allocates
-  // 512 bytes on construction, for every key, written or not (heaptrack).
+  // The last reported_window accepted writes, a ring (reported_next: the slot the next one
+  // replaces once it is full). A vector, not a deque: std::deque allocates 512 bytes on
+  // construction, for every key, written or not (heaptrack).
   std::vector<reported_record> reported;
+  std::size_t reported_next = 0;
+  // The latest write and the highest version of all accepted so far: a write after the one
+  // and above the other inverts none of the window (the usual case, so the window is not
+  // searched for it).
+  std::optional<reported_record> reported_latest;
+  std::int64_t reported_max_version = std::numeric_limits<std::int64_t>::min();
   std::unique_ptr<audit_record> audit;  // most keys hold none until the final audit
 };
 
@@ -366,9 +376,11 @@ void sync_checker::reported_accepted(std::string_view key, std::uint64_t session
   {
     auto& sh = impl_->shard_for(key);
     std::lock_guard lock(sh.m);
-    auto& reported = sh.keys[std::string(key)].more().reported;
+    auto& x = sh.keys[std::string(key)].more();
+    auto& reported = x.reported;
     const reported_record r{session, serial, hub_version, at};
-    for (const auto& e : reported) {
+    const bool in_order = !x.reported_latest || (x.reported_latest->before(r) && r.hub_version > x.reported_max_version);
+    for (const auto& e : in_order ? std::span<const reported_record>() : std::span<const reported_record>(reported)) {
       // An inversion: the write sent first (or from the older session) holds the higher
       // version, so the hub applied it last and its values replaced the newer ones.
       const bool r_stale = r.before(e) && r.hub_version > e.hub_version;
@@ -386,8 +398,14 @@ void sync_checker::reported_accepted(std::string_view key, std::uint64_t session
                      {std::string(key), {newer.hub_version, older.hub_version}, impl_->rel(at), std::move(detail)}});
       break;
     }
-    reported.push_back(r);
-    if (reported.size() > reported_window) reported.erase(reported.begin());
+    if (reported.size() < reported_window) {
+      reported.push_back(r);
+    } else {
+      reported[x.reported_next] = r;
+      x.reported_next = (x.reported_next + 1) % reported_window;
+    }
+    if (!x.reported_latest || x.reported_latest->before(r)) x.reported_latest = r;
+    x.reported_max_version = std::max(x.reported_max_version, r.hub_version);
   }
   impl_->report(out);
 }
