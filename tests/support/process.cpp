@@ -2,6 +2,8 @@
 
 #include <array>
 #include <csignal>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -161,6 +163,54 @@ bool child_process::wait_until(const std::function<bool()>& ready, std::chrono::
   return false;
 }
 
+namespace {
+
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// utime + stime of a process in clock ticks, and its state letter (R: running, S: sleeping).
+std::pair<long long, char> cpu_and_state(pid_t pid) {
+  const auto stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return {-1, '?'};
+  std::istringstream rest(stat.substr(close + 2));
+  char state = '?';
+  std::string field;
+  rest >> state;
+  for (int i = 4; i <= 13; ++i) rest >> field;  // fields 4..13
+  long long utime = 0, stime = 0;
+  rest >> utime >> stime;
+  return {utime + stime, state};
+}
+
+}  // namespace
+
+std::string child_process::why_stuck() {
+  const auto dir = std::filesystem::path("/proc") / std::to_string(pid_);
+  std::ostringstream o;
+  const auto [cpu0, state0] = cpu_and_state(pid_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto [cpu1, state1] = cpu_and_state(pid_);
+  o << "state " << state0 << "/" << state1 << ", CPU " << static_cast<double>(cpu1 - cpu0) / static_cast<double>(::sysconf(_SC_CLK_TCK))
+    << " s in the last 0.5 s (about 0.5: a busy loop; 0: blocked)\n";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(dir / "task", ec)) {
+    auto name = read_text(task.path() / "comm");
+    while (!name.empty() && name.back() == '\n') name.pop_back();
+    o << "thread " << task.path().filename().string() << " (" << name << "), waiting in " << read_text(task.path() / "wchan")
+      << ":\n" << read_text(task.path() / "stack");
+  }
+  // The threads' own stacks, when gdb is there (not a dependency of the tests).
+  if (std::filesystem::exists("/usr/bin/gdb")) {
+    const auto bt = run_program("/usr/bin/gdb", {"-p", std::to_string(pid_), "-batch", "-ex", "thread apply all bt 30"},
+                                std::chrono::seconds(30));
+    o << bt.out;
+  }
+  return o.str();
+}
+
 int child_process::stop(int signal, std::chrono::milliseconds grace) {
   if (!running()) return exit_code_;
   ::kill(pid_, signal);
@@ -169,6 +219,10 @@ int child_process::stop(int signal, std::chrono::milliseconds grace) {
     pump(20);
     if (!running()) return exit_code_;
   }
+  // Stuck: say where, before the kill, in what err() returns (stop 14: a hub once ignored
+  // SIGTERM for its whole grace, with no trace of why).
+  err_ += "\n[test support] no exit within " + std::to_string(grace.count()) + " ms of signal " + std::to_string(signal) +
+          "; killed. " + why_stuck();
   ::kill(pid_, SIGKILL);
   int status = 0;
   ::waitpid(pid_, &status, 0);

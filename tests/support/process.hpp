@@ -52,6 +52,9 @@ class child_process {
 
  private:
   void pump(int timeout_ms);
+  // Where a child that ignores its stop signal is: busy or blocked, each thread's kernel
+  // stack, and gdb's backtraces when gdb is installed.
+  std::string why_stuck();
 
   pid_t pid_ = -1;
   int out_fd_ = -1;
