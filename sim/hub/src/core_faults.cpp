@@ -73,6 +73,16 @@ void refill(throttle_bucket& b, const rate_limit& l, time_point now) {
   b.updated = std::max(b.updated, now);
 }
 
+// When a bucket `deficit` tokens short at `now` has them back, at `rate` a second: rounded up
+// to the clock's tick, so that a refill then finds them, and never `now` itself. Truncated, it
+// fell a fraction of a token short (up to rate × 1 ns); the wait for that fraction truncated to
+// zero, and on_timer rescheduled the request at `now`, for ever: a hub that spun in on_timer
+// and answered nothing more, not even SIGTERM (stop 14).
+time_point refilled_at(time_point now, double deficit, double rate) {
+  const auto wait = std::chrono::ceil<time_point::duration>(std::chrono::duration<double>(std::max(0.0, deficit) / rate));
+  return now + std::max(wait, time_point::duration(1));
+}
+
 // The exponential gap before the next random forced disconnect.
 time_point next_poisson(std::mt19937_64& rng, double per_second, time_point from) {
   if (per_second <= 0) return time_point::max();
@@ -299,8 +309,7 @@ void hub_core::state::throttle_admit(throttle_class c, std::string_view key, dou
   ++queue_depth[index(c)];
   b.queue.push_back(throttle_waiting{cost, std::move(run)});
   if (!b.scheduled) {
-    const double wait = std::max(0.0, (b.queue.front().cost - b.tokens) / limit.per_second);
-    const auto due = now + duration_cast<time_point::duration>(std::chrono::duration<double>(wait));
+    const auto due = refilled_at(now, b.queue.front().cost - b.tokens, limit.per_second);
     throttle_due.emplace(due, std::pair{c, it->first});
     b.scheduled = true;
     wake(due);
@@ -520,9 +529,7 @@ void faults_on_timer(hub_core::state& st, time_point now) {
     }
     if (!b.queue.empty()) {
       const double rate = limit.limited() ? limit.per_second : 1e9;
-      const double wait = std::max(0.0, (b.queue.front().cost - b.tokens) / rate);
-      st.throttle_due.emplace(now + duration_cast<time_point::duration>(std::chrono::duration<double>(wait)),
-                              std::pair{c, key});
+      st.throttle_due.emplace(refilled_at(now, b.queue.front().cost - b.tokens, rate), std::pair{c, key});
       b.scheduled = true;
     }
   }

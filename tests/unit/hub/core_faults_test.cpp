@@ -11,6 +11,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <future>
+#include <memory>
 
 using namespace twinfleet;
 using namespace std::chrono_literals;
@@ -603,6 +605,41 @@ TEST_CASE("throttle: Azure twin updates queue past the rate, then answer 429", "
   // Reads are another bucket, unlimited here.
   core.on_publish(device, pub("$iothub/twin/GET/?$rid=9"), at(2));
   CHECK(device.take().size() == 1);
+}
+
+TEST_CASE("throttle: a queued request runs at the deadline the hub gave for it, at any rate", "[hub][throttle]") {
+  // 1/15 s is no whole number of nanoseconds: a deadline rounded down came a fraction of a
+  // token early, and on_timer then rescheduled the request at the same instant for ever (a hub
+  // that spun and answered nothing, not even SIGTERM). on_timer runs on a thread of its own
+  // here, so that a spin fails the test instead of hanging it.
+  for (const double rate : {15.0, 7.0, 3.0, 20.0, 1000.0}) {
+    INFO("rate " << rate << "/s");
+    auto settings = open_settings();
+    settings.throttle.azure_twin_updates = {rate, 5, 3};  // burst 5, 3 may wait
+    auto core = std::make_shared<hub_core>(settings);
+    auto device = std::make_shared<fake_link>();
+    azure_up(*core, *device, azure(*core, "dev1"));
+    for (int i = 0; i < 7; ++i) {
+      core->on_publish(*device, pub("$iothub/twin/PATCH/properties/reported/?$rid=" + std::to_string(i), R"({"n":1})"), at(1));
+    }
+    REQUIRE(device->take().size() == 5);  // the burst; two wait
+    for (int queued = 5; queued < 7; ++queued) {
+      const auto due = core->next_deadline();
+      REQUIRE(due);
+      CHECK(*due > at(1));
+      auto done = std::async(std::launch::async, [core, when = *due] { core->on_timer(when); });
+      if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+        FAIL_CHECK("on_timer at the deadline did not return within 5 s");
+        // The spinning thread keeps what it uses; the process ends with the test run.
+        new auto(std::move(done));
+        new auto(core);
+        return;
+      }
+      const auto sent = device->take();
+      REQUIRE(sent.size() == 1);  // served at its deadline, not a tick later
+      CHECK(sent[0].topic.starts_with("$iothub/twin/res/204/?$rid=" + std::to_string(queued)));
+    }
+  }
 }
 
 TEST_CASE("throttle: AWS shadow requests per thing: 20/s, 10 waiting, then 429 on /rejected", "[hub][throttle]") {
