@@ -350,9 +350,10 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
   auto due = s->due_reports(steady::now());
   if (!due.empty()) (void)co_await report(s, s->shadows.front().name, std::move(due));
   for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
-    if (!s->telemetry_on[m] || steady::now() < s->telemetry_due[m]) continue;
+    auto& slot = s->telemetry[m];
+    if (!slot.on || steady::now() < slot.due) continue;
     const auto& msg = p.telemetry[m];
-    s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(msg), steady::now());
+    slot.due = next_period(slot.due, s->telemetry_interval(msg), steady::now());
     const auto topic = msg.aws_topic.expand(s->context(msg.name));
     const auto payload = json::serialize(s->telemetry_body(m));
     const auto start = steady::now();

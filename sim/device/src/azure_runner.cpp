@@ -298,8 +298,8 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
   auto due_patch = s->due_reports(steady::now());
   if (!due_patch.empty()) co_await send_report(s, std::move(due_patch));
   for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
-    if (s->telemetry_on[m] && steady::now() >= s->telemetry_due[m]) {
-      s->telemetry_due[m] = next_period(s->telemetry_due[m], s->telemetry_interval(p.telemetry[m]), steady::now());
+    if (auto& slot = s->telemetry[m]; slot.on && steady::now() >= slot.due) {
+      slot.due = next_period(slot.due, s->telemetry_interval(p.telemetry[m]), steady::now());
       co_await send_telemetry(s, m);
     }
   }

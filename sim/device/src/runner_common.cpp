@@ -75,10 +75,10 @@ device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx,
     : device_profile(std::move(prof)), index(idx), seed(sd), id(std::move(name)), random(sd) {
   const auto& pr = p();
   for (std::size_t i = 0; i < pr.reported.size(); ++i) {
-    generators.emplace_back(pr.reported[i].generator, mix_seed(seed, 1000 + i));
     // The first report comes at the device's own point of the first interval.
     const auto first = pr.reported[i].every.sample(random) * first_phase(seed, 3000 + i);
-    report_due.push_back(steady::now() + std::chrono::duration_cast<steady::duration>(first));
+    reporting.push_back({value_generator(pr.reported[i].generator, mix_seed(seed, 1000 + i)),
+                         steady::now() + std::chrono::duration_cast<steady::duration>(first)});
   }
   for (const auto& w : pr.desired) {
     if (!w.initial.is_null()) in_force[w.name] = w.initial;
@@ -88,8 +88,7 @@ device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx,
       telemetry_values.emplace_back(pr.telemetry[m].fields[f].generator, mix_seed(seed, 2000 + 100 * m + f));
     }
     const auto first = telemetry_interval(pr.telemetry[m]) * first_phase(seed, 3500 + m);
-    telemetry_due.push_back(steady::now() + std::chrono::duration_cast<steady::duration>(first));
-    telemetry_on.push_back(pr.telemetry[m].enabled);
+    telemetry.push_back({steady::now() + std::chrono::duration_cast<steady::duration>(first), pr.telemetry[m].enabled});
   }
 }
 
@@ -134,9 +133,10 @@ json::object device_core::due_reports(steady::time_point now) {
   const auto& pr = p();
   for (std::size_t i = 0; i < pr.reported.size(); ++i) {
     const auto& rp = pr.reported[i];
-    if (rp.trigger == report_trigger::on_connect || now < report_due[i]) continue;
-    report_due[i] = next_period(report_due[i], rp.every.sample(random), now);
-    auto value = generators[i].next(now - started, &in_force);
+    auto& slot = reporting[i];
+    if (rp.trigger == report_trigger::on_connect || now < slot.due) continue;
+    slot.due = next_period(slot.due, rp.every.sample(random), now);
+    auto value = slot.generator.next(now - started, &in_force);
     const auto* last = last_reported.if_contains(rp.name);
     if (rp.trigger == report_trigger::on_change && last != nullptr && *last == value) continue;
     patch[rp.name] = std::move(value);
@@ -157,7 +157,7 @@ json::object device_core::connect_reports(bool first) {
   const auto& pr = p();
   for (std::size_t i = 0; i < pr.reported.size(); ++i) {
     if (pr.reported[i].trigger == report_trigger::on_connect || first) {
-      patch[pr.reported[i].name] = generators[i].next(steady::now() - started, &in_force);
+      patch[pr.reported[i].name] = reporting[i].generator.next(steady::now() - started, &in_force);
     }
   }
   return patch;
@@ -208,7 +208,7 @@ json::object device_core::apply_effects(const std::vector<effect>& effects, bool
       later.push_back({steady::now() + std::chrono::duration_cast<steady::duration>(blink->on_time),
                        json::object{{blink->property, false}}});
     } else if (const auto* tel = std::get_if<telemetry_effect>(&e)) {
-      std::fill(telemetry_on.begin(), telemetry_on.end(), tel->enable);
+      for (auto& t : telemetry) t.on = tel->enable;
     } else if (const auto* rb = std::get_if<reboot_effect>(&e)) {
       offline_until = steady::now() + std::chrono::duration_cast<steady::duration>(rb->after.sample(random));
       reboot = true;
@@ -219,9 +219,9 @@ json::object device_core::apply_effects(const std::vector<effect>& effects, bool
 
 steady::time_point device_core::next_due(steady::time_point until) const {
   auto next = until;
-  for (auto t : report_due) next = std::min(next, t);
-  for (std::size_t m = 0; m < telemetry_due.size(); ++m) {
-    if (telemetry_on[m]) next = std::min(next, telemetry_due[m]);
+  for (const auto& r : reporting) next = std::min(next, r.due);
+  for (const auto& t : telemetry) {
+    if (t.on) next = std::min(next, t.due);
   }
   for (const auto& l : later) next = std::min(next, l.due);
   next = std::min(next, next_flaky);

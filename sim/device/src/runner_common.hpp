@@ -52,11 +52,21 @@ struct device_core {
   boost::json::object in_force;       // writable properties' values in force
   boost::json::object last_reported;  // the reported values sent last
   std::vector<scheduled_report> later;
-  std::vector<value_generator> generators;        // one per reported property
-  std::vector<steady::time_point> report_due;     // one per reported property
+  // One per reported property: its generator and when it is due next. One vector of both, not
+  // two (24 bytes less in every device, and one allocation less for a device that reports).
+  struct reported_slot {
+    value_generator generator;
+    steady::time_point due;
+  };
+  std::vector<reported_slot> reporting;
   std::vector<value_generator> telemetry_values;  // one per telemetry field, all messages in order
-  std::vector<steady::time_point> telemetry_due;  // one per telemetry message
-  std::vector<bool> telemetry_on;
+  // One per telemetry message: when it is due next, and whether it is sent at all (a telemetry
+  // effect turns it on and off). 40 bytes less than a vector<time_point> and a vector<bool>.
+  struct telemetry_slot {
+    steady::time_point due;
+    bool on;
+  };
+  std::vector<telemetry_slot> telemetry;
   steady::time_point started = steady::now();
   steady::time_point offline_until{};  // a reboot effect
   std::uint64_t session_serial = 0;    // the current connection's (device_observer::session_started)
