@@ -252,6 +252,8 @@ twin::result<json::object> merge_summaries(std::vector<json::object> shards, con
         if (const auto x = detail::number_at(*en, key)) engine[key] = number_value(detail::number_at(engine, key).value_or(0) + *x);
       }
       workers += detail::number_at(*en, "workers").value_or(1);
+      // Every worker runs with the same grid: the first one's is the run's.
+      if (const auto g = detail::number_at(*en, "wake_grid_ms"); g && !engine.contains("wake_grid_ms")) engine["wake_grid_ms"] = number_value(*g);
       const auto* hist = en->if_contains("lag_histogram");
       const auto* lag_ms = detail::object_at(*en, "lag_ms");
       if (hist || lag_ms) {

@@ -181,10 +181,17 @@ TEST_CASE("twinfleet run --wake-grid: devices wake for their reports on the grid
   }
   const auto scenario = (dir.path() / "ticks.yaml").string();
   auto reports = [&](const std::string& grid) {
-    const auto r = run_program(TWINFLEET_CLI,
-                               {"run", scenario, "--wake-grid", grid, "--settle", "0s", "--quiet", "--metrics-listen", "off"}, 60s);
+    const auto report = dir.path() / ("report-" + grid);
+    const auto r = run_program(TWINFLEET_CLI, {"run", scenario, "--wake-grid", grid, "--settle", "0s", "--quiet", "--metrics-listen",
+                                               "off", "--report-dir", report.string()},
+                               60s);
     INFO("--wake-grid " << grid << "\nstdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
+    // The grid is in the summary, for whoever compares two runs.
+    std::ifstream in(report / "summary.json");
+    const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+    CHECK(summary.at("engine").at("wake_grid_ms").to_number<double>() == (grid == "0" ? 0.0 : 500.0));
+    CHECK(r.out.find(grid == "0" ? ", exact wake times\n" : ", wake grid 500 ms\n") != std::string::npos);
     return count_of(r.out, "reported_patch");
   };
   // Exact times: 10 devices reporting every 50 ms for 3 s, ~600 patches (a slow machine loses

@@ -1136,6 +1136,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   if (!observer_summary.empty()) r.sync["aws_observer"] = std::move(observer_summary);  // the observer's part (above)
   r.anomalies = verdict.total_anomalies();
   r.threads = rt.threads();
+  r.wake_grid = options.wake_grid;
   if (const auto* lag = snap.find("twinfleet_engine_lag_seconds"); lag != nullptr && !lag->series.empty()) {
     r.lag_histogram = lag->series[0].hist;
   }
@@ -1209,9 +1210,19 @@ std::string format_summary(const json::object& summary) {
   }
   const auto& engine = obj(summary, "engine");
   const auto& lag = obj(engine, "lag_ms");
-  std::snprintf(line, sizeof line, "  engine: %llu threads, lag p50 %.2f ms p99 %.2f ms max %.2f ms, peak RSS %.1f MB\n",
+  std::snprintf(line, sizeof line, "  engine: %llu threads, lag p50 %.2f ms p99 %.2f ms max %.2f ms, peak RSS %.1f MB",
                 count(engine, "threads"), num(lag, "p50"), num(lag, "p99"), num(lag, "max"), num(engine, "rss_bytes_peak") / 1e6);
   out += line;
+  if (const auto* grid = engine.if_contains("wake_grid_ms"); grid != nullptr && grid->is_number()) {
+    const double ms = grid->to_number<double>();
+    if (ms > 0) {
+      std::snprintf(line, sizeof line, ", wake grid %g ms", ms);
+      out += line;
+    } else {
+      out += ", exact wake times";
+    }
+  }
+  out += "\n";
   return out;
 }
 
@@ -1267,6 +1278,7 @@ json::object summary_json(const run_result& r) {
       {"operations", std::move(operations)},
       {"sync", r.sync},
       {"engine", json::object{{"threads", r.threads},
+                              {"wake_grid_ms", std::chrono::duration<double, std::milli>(r.wake_grid).count()},
                               {"lag_ms", std::move(lag_ms)},
                               {"lag_histogram", metrics::to_json(r.lag_histogram)},
                               {"rss_bytes_peak", r.rss_bytes_peak},

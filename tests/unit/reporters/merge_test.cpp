@@ -49,7 +49,7 @@ json::object shard(double ms, std::uint64_t n, int connected, double duration, c
                             {"anomalies", json::object{{"lost_update", 1}, {"stale_apply", 0}}},
                             {"examples", json::object{{"lost_update", json::array{json::object{{"device", started}, {"versions", json::array{3}}}}}}},
                             {"observed", json::object{{"duplicate_deliveries", 2}}}}},
-      {"engine", json::object{{"threads", 2}, {"lag_ms", latency_ms(lag)}, {"lag_histogram", metrics::to_json(lag)}, {"rss_bytes_peak", 1000}, {"workers", 1}}},
+      {"engine", json::object{{"threads", 2}, {"wake_grid_ms", 1}, {"lag_ms", latency_ms(lag)}, {"lag_histogram", metrics::to_json(lag)}, {"rss_bytes_peak", 1000}, {"workers", 1}}},
       {"timeline", std::move(timeline)},
       {"thresholds", json::array{json::object{{"name", "x"}, {"expr", "== 0"}, {"ok", true}}}}};
 }
@@ -102,6 +102,7 @@ TEST_CASE("merging two shards adds counts and recomputes percentiles from the me
   const auto& engine = m.at("engine").as_object();
   CHECK(engine.at("threads") == 4);
   CHECK(engine.at("workers") == 2);
+  CHECK(num(engine.at("wake_grid_ms")) == 1);  // the same in every worker, kept once
   CHECK(num(engine.at("lag_ms").at("max")) == Approx(20).epsilon(0.01));
   CHECK(engine.contains("lag_histogram"));
 

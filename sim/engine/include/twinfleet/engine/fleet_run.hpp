@@ -122,6 +122,7 @@ struct run_result {
   // summary.json's "sync": the checker's verdict (docs/SYNC-CHECK.md) plus "audited".
   boost::json::object sync;
   std::size_t threads = 0;
+  std::chrono::nanoseconds wake_grid{0};  // run_options::wake_grid
   lag_summary lag;
   metrics::histogram lag_histogram;  // ns
   std::uint64_t rss_bytes_peak = 0;
