@@ -169,11 +169,7 @@ struct local_hub::impl : net::server_handler {
     // deadlines added by REST calls (which do not pass through here) are served on time.
     constexpr auto max_wait = std::chrono::milliseconds(100);
     while (!stopping) {
-      auto wait = max_wait;
-      if (auto next = core.next_deadline()) {
-        wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*next - now()),
-                          std::chrono::milliseconds(0), max_wait);
-      }
+      const auto wait = timer_wait(core.next_deadline(), now(), max_wait);
       armed_until = now() + wait;
       timer.expires_after(wait);
       (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));

@@ -642,6 +642,21 @@ TEST_CASE("throttle: a queued request runs at the deadline the hub gave for it, 
   }
 }
 
+TEST_CASE("the hub's timer waits for a deadline rounded up, never waking before it", "[hub][timer]") {
+  using namespace std::chrono_literals;
+  const auto now = at(1);
+  // Less than a millisecond away: a wait that ends at or after the deadline, not 0 (a timer
+  // that woke at once, found nothing due and re-armed, busy until the deadline passed).
+  CHECK(hub::timer_wait(now + 700us, now, 100ms) == 700us);
+  CHECK(hub::timer_wait(now + 1ns, now, 100ms) == 1us);
+  CHECK(hub::timer_wait(now + 1500us + 1ns, now, 100ms) == 1501us);
+  CHECK(now + hub::timer_wait(now + 33333333ns, now, 100ms) >= now + 33333333ns);
+  // Due already: at once. Far away or none: the longest wait.
+  CHECK(hub::timer_wait(now - 5ms, now, 100ms) == 0us);
+  CHECK(hub::timer_wait(now + 5s, now, 100ms) == 100ms);
+  CHECK(hub::timer_wait(std::nullopt, now, 100ms) == 100ms);
+}
+
 TEST_CASE("throttle: AWS shadow requests per thing: 20/s, 10 waiting, then 429 on /rejected", "[hub][throttle]") {
   auto settings = open_settings();
   settings.throttle.aws_enabled = true;  // the B7 defaults

@@ -16,7 +16,9 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -38,6 +40,17 @@ namespace twinfleet::hub {
 
 namespace json = boost::json;
 using time_point = twin::time_point;
+
+// How long a timer waits for hub_core's `next` deadline from `now`: rounded up to the
+// microsecond, so that it never wakes before the deadline, and at most `longest`. Rounded down to
+// the millisecond (as before stop 14), a deadline less than 1 ms away gave 0, and the timer woke,
+// found nothing due and re-armed with 0 again until the deadline passed: up to a millisecond of
+// busy CPU for every delayed delivery, 5 % of a core at 100 a second.
+[[nodiscard]] inline std::chrono::microseconds timer_wait(std::optional<time_point> next, time_point now,
+                                                          std::chrono::microseconds longest) {
+  if (!next) return longest;
+  return std::clamp(std::chrono::ceil<std::chrono::microseconds>(*next - now), std::chrono::microseconds(0), longest);
+}
 
 enum class dialect { azure, aws };
 
@@ -137,6 +150,7 @@ class hub_core {
   void on_disconnect(link& device, time_point now);
 
   // ---- timers: method timeouts, SAS expiry ----
+  // The earliest deadline; call on_timer at or after it (timer_wait says how long to wait).
   [[nodiscard]] std::optional<time_point> next_deadline() const;
   void on_timer(time_point now);
   // Ends every pending direct method call now, as its timeout would (504101): for a hub that
