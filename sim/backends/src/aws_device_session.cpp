@@ -235,7 +235,11 @@ struct aws_device_session::impl {
     const std::string payload = json::serialize(request);
     detail::pending_guard guard(pending, r);
     if (auto ec = connection.publish(topic, payload, config.request_qos)) co_return detail::local_error(ec);
-    auto ec = co_await detail::wait_for_answer(r);
+    boost::system::error_code ec;
+    if (!r.done) {
+      const auto waited = co_await detail::wait_for_answer(r);  // not inside a call: GCC 12's co_await temporaries
+      ec = detail::answer_outcome(r, waited);
+    }
     if (ec) co_return detail::local_error(ec);
     if (r.ec) co_return detail::local_error(r.ec);
     if (r.status != 200) co_return rejection(r);

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace twinfleet::backends::detail {
@@ -84,15 +85,21 @@ class pending_guard {
   pending_request& p_;
 };
 
-// Waits until `p` is answered, failed, timed out or the coroutine is cancelled. Afterwards
-// p.done says whether an answer (or a failure) came; the returned code is empty then,
-// device_errc::timeout, or operation_aborted.
-inline boost::asio::awaitable<boost::system::error_code> wait_for_answer(pending_request& p) {
-  if (p.done) co_return boost::system::error_code{};
-  auto [ec] = co_await p.timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-  if (p.done) co_return boost::system::error_code{};
-  if (!ec) co_return make_error_code(device_errc::timeout);
-  co_return boost::system::error_code(boost::asio::error::operation_aborted);
+// Waiting for `p`'s answer, in the caller's coroutine (a coroutine of its own here cost a frame
+// per request): `if (!p.done) { auto w = co_await wait_for_answer(p); ec = answer_outcome(p, w); }`. The wait
+// ends when `p` is answered or failed (complete() cancels the timer), times out, or the caller's
+// coroutine is cancelled. Start it only while p.done is false: a timer cancelled before the wait
+// began would wait the whole timeout.
+inline auto wait_for_answer(pending_request& p) {
+  return p.timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+}
+
+// What the wait came to: empty when an answer (or a failure) came (p.done), otherwise
+// device_errc::timeout, or operation_aborted when the caller was cancelled.
+inline boost::system::error_code answer_outcome(const pending_request& p, std::tuple<boost::system::error_code> waited) {
+  if (p.done) return {};
+  if (!std::get<0>(waited)) return make_error_code(device_errc::timeout);
+  return boost::asio::error::operation_aborted;
 }
 
 inline device_error local_error(boost::system::error_code ec) {
