@@ -78,14 +78,19 @@ asio::awaitable<bool> report(std::shared_ptr<device_state> s, json::object patch
   co_return r.has_value();
 }
 
-asio::awaitable<void> send_report(std::shared_ptr<device_state> s, json::object patch) {
-  if (patch.empty() || !s->session.connected()) co_return;
+asio::awaitable<bool> nothing_sent() { co_return false; }
+
+// Sends a reported patch (nothing when it is empty or the device is offline) and waits for its
+// answer. Not a coroutine: the report's own awaitable is returned, so a report costs no frame
+// of this function.
+asio::awaitable<bool> send_report(std::shared_ptr<device_state> s, json::object patch) {
+  if (patch.empty() || !s->session.connected()) return nothing_sent();
   if (s->p().quirks.no_wait_between_reported) {
     // The quirk: fire and forget, the next patch does not wait for this one's answer.
-    asio::co_spawn(co_await asio::this_coro::executor, report(s, std::move(patch)), asio::detached);
-    co_return;
+    asio::co_spawn(s->wake.get_executor(), report(s, std::move(patch)), asio::detached);
+    return nothing_sent();
   }
-  (void)co_await report(s, std::move(patch));
+  return report(std::move(s), std::move(patch));
 }
 
 // Applies one desired document or patch at `version`; returns the acknowledgement patch and
@@ -135,7 +140,7 @@ asio::awaitable<std::optional<twin_applied>> get_and_apply(std::shared_ptr<devic
 
 // Sends a GET's acknowledgements; the state is then in force as the service sees it.
 asio::awaitable<void> acknowledge(std::shared_ptr<device_state> s, twin_applied got) {
-  co_await send_report(s, std::move(got.acks));
+  (void)co_await send_report(s, std::move(got.acks));
   s->observer.desired_applied(s->id, got.version, got.status);
   s->observer.desired_applied_via(s->id, got.version, desired_via::get, got.status);
 }
@@ -189,7 +194,7 @@ asio::awaitable<void> answer_method(std::shared_ptr<device_state> s, backends::m
   };
   auto outcome = co_await detail::run_command(s, std::move(request.name), std::move(request.payload), respond);
   if (outcome.reboot) s->session.abort();
-  if (!outcome.changes.empty()) co_await send_report(s, std::move(outcome.changes));
+  if (!outcome.changes.empty()) (void)co_await send_report(s, std::move(outcome.changes));
   s->poke();
 }
 
@@ -206,7 +211,7 @@ asio::awaitable<void> send_telemetry(std::shared_ptr<device_state> s, std::size_
   s->observer.telemetry_sent(s->id, steady::now() - start, !ec);
   bool reboot = false;
   auto changes = s->apply_effects(m.on_send, reboot);
-  if (!changes.empty()) co_await send_report(s, std::move(changes));
+  if (!changes.empty()) (void)co_await send_report(s, std::move(changes));
 }
 
 // The device, with its session's handlers set: they run inside the session's reader, keep what
@@ -281,7 +286,7 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
     }
     co_await detail::wait_apply_delay(*s, n.patch);
     auto [acks, status] = apply_desired(*s, n.patch, n.version);
-    co_await send_report(s, std::move(acks));
+    (void)co_await send_report(s, std::move(acks));
     // Acknowledged: the service can see it now (convergence is measured to here).
     s->observer.desired_applied(s->id, n.version, status);
     s->observer.desired_applied_via(s->id, n.version, desired_via::notification, status);
@@ -296,7 +301,7 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
     s->methods.pop_front();
   }
   auto due_patch = s->due_reports(steady::now());
-  if (!due_patch.empty()) co_await send_report(s, std::move(due_patch));
+  if (!due_patch.empty()) (void)co_await send_report(s, std::move(due_patch));
   for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
     if (auto& slot = s->telemetry[m]; slot.on && steady::now() >= slot.due) {
       slot.due = next_period(slot.due, s->telemetry_interval(p.telemetry[m]), steady::now());
