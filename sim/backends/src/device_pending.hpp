@@ -86,9 +86,10 @@ class pending_guard {
 };
 
 // Waiting for `p`'s answer, in the caller's coroutine (a coroutine of its own here cost a frame
-// per request): `if (!p.done) { auto w = co_await wait_for_answer(p); ec = answer_outcome(p, w); }`. The wait
-// ends when `p` is answered or failed (complete() cancels the timer), times out, or the caller's
-// coroutine is cancelled. Start it only while p.done is false: a timer cancelled before the wait
+// per request):
+//   if (!p.done) { auto w = co_await wait_for_answer(p); ec = answer_outcome(p, w); }
+// The wait ends when `p` is answered or failed (complete() cancels the timer), times out, or the
+// caller's coroutine is cancelled. Start it only while p.done is false: a timer cancelled before the wait
 // began would wait the whole timeout.
 inline auto wait_for_answer(pending_request& p) {
   return p.timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));

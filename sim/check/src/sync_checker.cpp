@@ -7,13 +7,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
-#include <limits>
-#include <optional>
 #include <unordered_map>
 
 namespace twinfleet::check {

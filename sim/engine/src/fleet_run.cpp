@@ -892,16 +892,14 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     while (!*done) (void)co_await wake->async_wait(asio::as_tuple(asio::use_awaitable));
     o.finished(i);
   };
-  // Each thread's share of ramp.max_connecting, set before any of its devices runs (posted
-  // first: each context runs its handlers in order).
-  if (s.ramp.max_connecting > 0) {
-    const auto per_thread = (s.ramp.max_connecting + rt.threads() - 1) / rt.threads();
-    for (std::size_t t = 0; t < rt.threads(); ++t) {
-      asio::post(rt.context(t), [per_thread] { device::limit_connecting_on_this_thread(per_thread); });
-    }
-  }
+  // Each thread's share of ramp.max_connecting (0: no limit) and the wake grid, set before any
+  // of its devices runs (posted first: each context runs its handlers in order).
+  const auto per_thread = (s.ramp.max_connecting + rt.threads() - 1) / rt.threads();
   for (std::size_t t = 0; t < rt.threads(); ++t) {
-    asio::post(rt.context(t), [grid = options.wake_grid] { device::wake_on_grid_on_this_thread(grid); });
+    asio::post(rt.context(t), [per_thread, grid = options.wake_grid] {
+      device::limit_connecting_on_this_thread(per_thread);
+      device::wake_on_grid_on_this_thread(grid);
+    });
   }
   // Starts device i on its thread, at its place on the ramp. The device waits for that place
   // itself (start_at): a coroutine of ours around it would keep a frame of about 1 KiB per

@@ -95,8 +95,9 @@ void limit_connecting_on_this_thread(std::size_t limit) noexcept;
 // step then wake together, and the thread sleeps and wakes once per step instead of once per
 // device: at 40,000 reported patches/s, a 1 ms grid cut the simulator's CPU per patch by
 // 15-25 % and the hub's context switches from ~19,000 to ~1,200 a second (bench/README.md,
-// stop 14; less when the machine is too slow to keep up, as its threads then rarely sleep). What arrives (a write, a method call) still wakes a device at once, and apply delays
-// and command latencies keep their exact times. An action due more often than once per step
+// stop 14; less when the machine is too slow to keep up, as its threads then rarely sleep).
+// What arrives (a write, a method call) still wakes a device at once, and apply delays and
+// command latencies keep their exact times. An action due more often than once per step
 // comes once per step. Call it on the thread (e.g. posted to its executor).
 void wake_on_grid_on_this_thread(std::chrono::nanoseconds step) noexcept;
 
