@@ -66,6 +66,7 @@ void connection_core::start_io() {
   close_armed_ = false;
   timer_waiting_ = false;
   last_read_filled_ = false;
+  drained_ = false;
   read_used_ = 0;
   read_needed_ = 0;
   ++timer_generation_;  // a handshake watchdog's completion is stale now
@@ -167,20 +168,22 @@ void connection_core::start_read() {
     read_paused_ = true;
     return;
   }
-  // A closing session takes no more input; reading goes on, discarding, until the peer
-  // closes (a lingering close, so that it receives our last packet rather than a reset) or the
-  // close deadline passes.
-  if (session_->closing()) read_used_ = 0;
-  if (read_used_ == 0 && !session_->closing() && stream_->reads_when_ready()) {
-    // Nothing in hand: wait for the socket with no buffer held (an idle connection's case).
-    if (read_capacity_ > 0) {
+  if (stream_->reads_when_ready()) {
+    // Plain TCP: wait for the socket with no buffer held (an idle connection's case; a partial
+    // packet stays in read_buffer_), then read_ready() reads what is there. The wait skips
+    // Asio's re-arm when the last read drained the socket (readable_wait.hpp).
+    if (read_used_ == 0 && read_capacity_ > 0) {
       read_buffer_.reset();
       read_capacity_ = 0;
     }
     reading_ = true;
-    stream_->async_wait_readable(handler(io_event::readable));
+    stream_->async_wait_readable(handler(io_event::readable), drained_);
     return;
   }
+  // A closing session takes no more input; reading goes on, discarding, until the peer
+  // closes (a lingering close, so that it receives our last packet rather than a reset) or the
+  // close deadline passes.
+  if (session_->closing()) read_used_ = 0;
   prepare_read_buffer();
   reading_ = true;
   stream_->async_read_some(asio::buffer(read_buffer_.get() + read_used_, read_capacity_ - read_used_),
@@ -219,20 +222,43 @@ void connection_core::read_ready() {
   // Bigger than any read of an idle or a busy connection needs at once; one per thread.
   constexpr std::uint32_t scratch_size = 16 * 1024;
   thread_local const std::unique_ptr<char[]> scratch = std::make_unique_for_overwrite<char[]>(scratch_size);
-  // Stops as soon as the session wants no more for now: a partial packet (the buffered reads
-  // take over), a closing session, a CONNECT the application has still to decide on.
-  while (!closed_ && read_used_ == 0 && !session_->closing() &&
-         session_->state() != mqtt::session_state::awaiting_decision) {
+  // Reads until the socket is drained (would_block, or a short read), so that the next wait
+  // may skip the re-arm, or until the session wants no more for now: a closing session's input
+  // is discarded, a CONNECT the application has still to decide on pauses reading (drained_
+  // then says whether the socket may still hold data). A peer that keeps the socket full gets
+  // at most 16 reads at a time; the other connections of the thread are served in between.
+  for (int reads = 0; reads < 16 && !closed_ && session_->state() != mqtt::session_state::awaiting_decision; ++reads) {
+    const bool discard = session_->closing();
+    if (discard) read_used_ = 0;
+    char* into = scratch.get();
+    std::uint32_t space = scratch_size;
+    if (read_used_ > 0) {  // the rest of a partial packet goes after it
+      prepare_read_buffer();
+      into = read_buffer_.get() + read_used_;
+      space = read_capacity_ - read_used_;
+    }
     error_code ec;
-    const auto n = static_cast<std::uint32_t>(stream_->read_now(asio::buffer(scratch.get(), scratch_size), ec));
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;  // drained
+    const auto n = static_cast<std::uint32_t>(stream_->read_now(asio::buffer(into, space), ec));
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      drained_ = true;
+      break;
+    }
     if (ec) {
       note_reason(ec);
       close_stream();
       return;
     }
-    consume(scratch.get(), n);
-    if (n < scratch_size) break;  // a short read: the socket was drained
+    drained_ = n < space;  // false after the 16th full read: the next wait re-arms, and completes at once
+    if (discard) {
+      // nothing to do with it
+    } else if (into == scratch.get()) {
+      consume(scratch.get(), n);
+    } else {
+      last_read_filled_ = !drained_;
+      read_used_ += n;
+      process_input();
+    }
+    if (drained_) break;
   }
 }
 

@@ -118,7 +118,8 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
   void finish() noexcept;
   void process_input();
   // Reads what a ready socket holds into the thread's scratch buffer and hands it to the
-  // session; a partial packet left over moves into read_buffer_ (io_event::readable).
+  // session; a partial packet left over moves into read_buffer_, where the next reads
+  // continue it (io_event::readable, plain TCP).
   void read_ready();
   // Feeds `bytes` (not read_buffer_) to the session; keeps an incomplete packet's bytes.
   void consume(const char* bytes, std::uint32_t size);
@@ -152,6 +153,7 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
   bool handshaking_ = false;
   bool handshake_timed_out_ = false;
   bool last_read_filled_ = false;
+  bool drained_ = false;  // plain TCP: the last read found the socket empty (would_block or short)
 };
 
 }  // namespace twinfleet::net::detail

@@ -82,7 +82,11 @@ class transport_stream : public byte_stream {
   // net_errc::connection_closed at the end of the stream. An idle connection then keeps no
   // read buffer of its own.
   [[nodiscard]] virtual bool reads_when_ready() const noexcept { return false; }
-  virtual void async_wait_readable(io_handler handler) { handler(asio::error::operation_not_supported, 0); }
+  // `drained`: the last read_now() found the socket empty (would_block, or fewer bytes than
+  // asked for), so that the wait need not re-arm the descriptor (readable_wait.hpp).
+  virtual void async_wait_readable(io_handler handler, bool /*drained*/) {
+    handler(asio::error::operation_not_supported, 0);
+  }
   virtual std::size_t read_now(asio::mutable_buffer /*buffer*/, error_code& ec) {
     ec = asio::error::operation_not_supported;
     return 0;

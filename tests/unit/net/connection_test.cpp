@@ -381,7 +381,12 @@ TEST_CASE("a client abort: the server sees the connection end without DISCONNECT
 }
 
 TEST_CASE("a deferred CONNECT decision, and a cancelled connect leaves the client ready to retry", "[net]") {
-  fixture f;
+  // Reading pauses while the application decides, so the server learns of the abandoned
+  // attempt when its CONNECT timeout ends it: 1 s here. (With the default, the server gave up
+  // ~5 s after the cancel, just as the 5 s wait below ended: it failed now and then under load.)
+  listener_options o;
+  o.session.connect_timeout = 1s;
+  fixture f(o);
   f.broker.deferred_ids = {"slow"};
   auto body = [&]() -> asio::awaitable<void> {
     using namespace asio::experimental::awaitable_operators;

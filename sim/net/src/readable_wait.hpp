@@ -1,0 +1,151 @@
+// Private to sim/net: waiting for a drained socket to become readable without an epoll_ctl.
+//
+// Asio's socket.async_wait(wait_read) re-arms the descriptor with epoll_ctl(EPOLL_CTL_MOD) on
+// every wait: its epoll registration is edge-triggered, and a wait may start with data already
+// there, which no new edge would report. A connection that waits only after a read drained the
+// socket (would_block, or a short read) needs no re-arm: any byte that arrives after the drain
+// raises a new edge. One epoll_ctl per packet was 3.5–5 % of the run's and the hub's CPU at
+// 40,000 reported patches/s (bench/README.md, stop 15).
+//
+// drained_waiter::async_wait() therefore queues its own operation in Asio's epoll reactor, as a
+// speculative read would, which costs no system call when the reactor has seen no edge since the
+// last wait completed:
+// - started with an edge pending (data may have arrived since the drain), it peeks one byte
+//   (MSG_PEEK | MSG_DONTWAIT) and completes at once when there is something to read;
+// - completed by an edge, it reports the socket exhausted, so that the next wait is queued
+//   without a peek. The caller reads until would_block or a short read again; a byte arriving
+//   in between raises another edge, which at worst wakes a wait that then finds nothing.
+// Errors and hang-ups complete the wait too; the caller's read reports them.
+// The edge completion reports the socket exhausted, which stops Asio from performing other read
+// operations queued behind it until the next edge: the socket must have no other read or wait
+// pending (connection_core keeps one read at a time; TLS, whose writes may wait to read, uses
+// async_wait).
+//
+// It uses Asio's detail API as Boost 1.81's epoll reactor has it; elsewhere (another Boost, the
+// io_uring or select backends, an executor other than a plain io_context's) it falls back to
+// async_wait(wait_read). The reactor is looked up once per socket: a cache per thread keyed by
+// the io_context's address handed a dead reactor to a new io_context built where an old one
+// had been (a test's segfault). The handler runs on the thread running the io_context, as a socket
+// operation's handler with no associated executor does.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/version.hpp>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <memory>
+#include <utility>
+
+#if BOOST_VERSION == 108100 && defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && \
+    !defined(BOOST_ASIO_DISABLE_EPOLL)
+#define TWINFLEET_NET_DRAINED_WAIT 1
+#include <boost/asio/detail/epoll_reactor.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
+#else
+#define TWINFLEET_NET_DRAINED_WAIT 0
+#endif
+
+namespace twinfleet::net::detail {
+
+#if TWINFLEET_NET_DRAINED_WAIT
+
+namespace drained_wait {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// The socket's implementation (descriptor and reactor registration), protected in basic_socket.
+struct socket_access : tcp::socket {
+  static auto& implementation(tcp::socket& socket) {
+    constexpr auto member = &socket_access::impl_;
+    return (socket.*member).get_implementation();
+  }
+};
+
+// The operation being started on this thread: its speculative perform() runs inside start_op().
+inline thread_local const void* starting = nullptr;
+
+template <class Handler>
+class op final : public asio::detail::reactor_op {
+ public:
+  op(int descriptor, Handler&& handler)
+      : reactor_op(boost::system::error_code(), &op::perform, &op::complete),
+        descriptor_(descriptor),
+        handler_(std::move(handler)) {}
+
+ private:
+  static status perform(reactor_op* base) {
+    auto* self = static_cast<op*>(base);
+    if (starting != self) return done_and_exhausted;  // an edge (or an error): readable
+    char byte;
+    const auto n = ::recv(self->descriptor_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return not_done;  // queued for the next edge
+    return done;  // data, the end of the stream or an error: the caller's read tells which
+  }
+
+  static void complete(void* owner, asio::detail::scheduler_operation* base, const boost::system::error_code&,
+                       std::size_t) {
+    std::unique_ptr<op> self(static_cast<op*>(base));
+    Handler handler(std::move(self->handler_));
+    const boost::system::error_code ec = self->ec_;
+    self.reset();  // freed before the handler runs, as Asio frees its operations
+    if (owner != nullptr) handler(ec);  // null: the io_context is being destroyed
+  }
+
+  int descriptor_;
+  Handler handler_;
+};
+
+}  // namespace drained_wait
+
+// Waits on one socket. It finds the socket's reactor once, when made: the socket must not move
+// to another io_context afterwards (a socket never does).
+class drained_waiter {
+ public:
+  explicit drained_waiter(boost::asio::ip::tcp::socket& socket) {
+    namespace asio = boost::asio;
+    const auto executor = socket.get_executor();
+    if (const auto* io = executor.target<asio::io_context::executor_type>(); io != nullptr) {
+      reactor_ = &asio::use_service<asio::detail::epoll_reactor>(io->context());
+    }
+  }
+
+  // Calls handler(error_code) once the socket, drained by the caller's last read, has
+  // something to read, an error or the end of the stream; operation_aborted when the socket
+  // is closed.
+  template <class Handler>
+  void async_wait(boost::asio::ip::tcp::socket& socket, Handler handler) {
+    using reactor = boost::asio::detail::epoll_reactor;
+    if (reactor_ == nullptr || !socket.is_open()) {
+      socket.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(handler));
+      return;
+    }
+    auto& impl = drained_wait::socket_access::implementation(socket);
+    auto* operation = new drained_wait::op<Handler>(impl.socket_, std::move(handler));
+    drained_wait::starting = operation;
+    reactor_->start_op(reactor::read_op, impl.socket_, impl.reactor_data_, operation, false, true);
+    drained_wait::starting = nullptr;
+  }
+
+ private:
+  // Null when the socket's executor is not a plain io_context's (a strand, say): Asio's wait.
+  boost::asio::detail::epoll_reactor* reactor_ = nullptr;
+};
+
+#else
+
+class drained_waiter {
+ public:
+  explicit drained_waiter(boost::asio::ip::tcp::socket&) noexcept {}
+  template <class Handler>
+  void async_wait(boost::asio::ip::tcp::socket& socket, Handler handler) {
+    socket.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(handler));
+  }
+};
+
+#endif
+
+}  // namespace twinfleet::net::detail
