@@ -1,6 +1,7 @@
 #include <twinfleet/twin/azure_twin.hpp>
 
 #include <array>
+#include <optional>
 
 namespace twinfleet::twin {
 
@@ -164,6 +165,29 @@ void set_stamp(json::object& meta, const json::object& stamp) {
   for (const auto& member : stamp) meta[member.key()] = member.value();
 }
 
+// A written leaf's $metadata node becomes `stamp`. A node that is already a stamp of the same
+// keys is overwritten in place: a property reported again and again then reuses its node and
+// its $lastUpdated string instead of allocating both anew.
+void stamp_leaf(json::object& meta, std::string_view key, const json::object& stamp) {
+  if (auto* node = meta.if_contains(key); node != nullptr && node->is_object() && node->get_object().size() == stamp.size()) {
+    auto& old = node->get_object();
+    bool same_keys = true;
+    for (const auto& member : stamp) same_keys = same_keys && old.contains(member.key());
+    if (same_keys) {
+      for (const auto& member : stamp) {
+        auto& slot = old[member.key()];
+        if (slot.is_string() && member.value().is_string()) {
+          slot.get_string().assign(member.value().get_string());
+        } else {
+          slot = member.value();
+        }
+      }
+      return;
+    }
+  }
+  meta[key] = stamp;
+}
+
 // Merges `patch` into `data` and keeps `meta` (the $metadata node of `data`) in step: every
 // object on the way gets the stamp, every written leaf a fresh node, deleted keys lose theirs.
 void apply_with_metadata(json::object& data, json::object& meta, const json::object& patch, const json::object& stamp) {
@@ -188,7 +212,7 @@ void apply_with_metadata(json::object& data, json::object& meta, const json::obj
       continue;
     }
     data[key] = v;
-    meta[key] = stamp;
+    stamp_leaf(meta, key, stamp);
   }
 }
 
@@ -403,7 +427,11 @@ result<std::int64_t> azure_twin::patch_reported(const json::value& patch, std::o
                                                       ", the request expected " + std::to_string(*expected_version)};
   }
   if (!patch.is_object()) return invalid("properties.reported: the patch must be a JSON object");
-  const json::object clean = without_read_only(patch.get_object());
+  // The read-only members are dropped; a patch without them (the usual case) is used as it is.
+  const auto& given = patch.get_object();
+  std::optional<json::object> copy;
+  if (given.contains("$version") || given.contains("$metadata")) copy = without_read_only(given);
+  const json::object& clean = copy ? *copy : given;
   if (auto r = validator{limits_}.object(clean, "properties.reported", 1); !r) return r.error();
 
   const json::object stamp = make_stamp(format_iso8601(now), std::nullopt);
@@ -411,9 +439,15 @@ result<std::int64_t> azure_twin::patch_reported(const json::value& patch, std::o
   // section or the patch, so the result is at most old + patch: when that fits, no 413 is
   // possible and the patch goes straight into the twin. Otherwise it is applied to copies that
   // are kept only if they fit. (Copying the section and its metadata tree on every report was
-  // most of the cost of a PATCH on a twin of a few KB.)
-  if (azure_section_size(reported_) + azure_section_size(clean) <= limits_.max_reported_size) {
+  // most of the cost of a PATCH on a twin of a few KB.) The old size is a bound kept across
+  // patches; it is measured again only when the bound says the patch might not fit.
+  const auto patch_size = azure_section_size(clean);
+  if (reported_size_bound_ == unknown_size || reported_size_bound_ + patch_size > limits_.max_reported_size) {
+    reported_size_bound_ = azure_section_size(reported_);
+  }
+  if (reported_size_bound_ + patch_size <= limits_.max_reported_size) {
     apply_with_metadata(reported_, reported_meta_, clean, stamp);
+    reported_size_bound_ += patch_size;
   } else {
     json::object reported = reported_;
     json::object meta = reported_meta_;
@@ -421,6 +455,7 @@ result<std::int64_t> azure_twin::patch_reported(const json::value& patch, std::o
     if (auto r = check_size(reported, azure_section::reported); !r) return r.error();
     reported_ = std::move(reported);
     reported_meta_ = std::move(meta);
+    reported_size_bound_ = unknown_size;
   }
   ++reported_version_;
   ++version_;

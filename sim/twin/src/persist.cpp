@@ -357,6 +357,7 @@ result<azure_twin> azure_twin::from_snapshot(const json::object& snapshot, azure
   twin.tags_ = **tags;
   twin.desired_ = **desired;
   twin.reported_ = **reported;
+  twin.reported_size_bound_ = azure_twin::unknown_size;
   twin.desired_meta_ = **desired_meta;
   twin.reported_meta_ = **reported_meta;
   twin.enabled_ = *enabled;

@@ -368,6 +368,43 @@ TEST_CASE("deleting keys shrinks a full section so later writes fit", "[twin][az
   CHECK(twin.patch_reported(jv(R"({"k0":null,"x":"small"})"), std::nullopt, at(3)));
 }
 
+TEST_CASE("the size check keeps a bound across patches: overwriting one key never fills the section", "[twin][azure][limits]") {
+  // Each patch counts 1 + 4000; the section holds one such member however often it is written,
+  // while the patches' sizes add up to far more than the limit.
+  azure_twin twin("devA", at(0));
+  for (int i = 0; i < 40; ++i) {
+    INFO("patch " << i);
+    const std::string value(4000, static_cast<char>('a' + i % 26));
+    REQUIRE(twin.patch_reported(json::object{{"k", value}}, std::nullopt, at(1 + i)));
+    CHECK(twin.reported().at("k").as_string() == value);
+  }
+  // What does not fit is still refused, and the section is as it was.
+  json::object big;
+  for (int i = 0; i < 7; ++i) big["b" + std::to_string(i)] = std::string(4000, 'v');
+  REQUIRE(twin.patch_reported(big, std::nullopt, at(50)));  // 4001 + 7 x 4002 = 32015
+  const auto before = twin.to_json();
+  auto r = twin.patch_reported(json::object{{"x", std::string(800, 'v')}}, std::nullopt, at(51));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == 403100);
+  CHECK(twin.to_json() == before);
+  // Overwriting a member with a value of the same size still fits, near the limit too.
+  CHECK(twin.patch_reported(json::object{{"b0", std::string(4000, 'w')}}, std::nullopt, at(52)));
+  CHECK(twin.patch_reported(json::object{{"x", std::string(700, 'v')}}, std::nullopt, at(53)));
+}
+
+TEST_CASE("a leaf reported again gets a fresh $lastUpdated; a leaf that turns object and back keeps no stale nodes", "[twin][azure]") {
+  azure_twin twin("devA", at(0));
+  REQUIRE(twin.patch_reported(jv(R"({"t":1})"), std::nullopt, at(1)));
+  REQUIRE(twin.patch_reported(jv(R"({"t":2})"), std::nullopt, at(2)));
+  CHECK(json::value(twin.reported_metadata().at("t")) == jv(R"({"$lastUpdated":"2024-01-15T10:00:02.0000000Z"})"));
+  REQUIRE(twin.patch_reported(jv(R"({"t":{"a":1}})"), std::nullopt, at(3)));
+  CHECK(json::value(twin.reported_metadata().at("t")) ==
+        jv(R"({"$lastUpdated":"2024-01-15T10:00:03.0000000Z","a":{"$lastUpdated":"2024-01-15T10:00:03.0000000Z"}})"));
+  REQUIRE(twin.patch_reported(jv(R"({"t":5})"), std::nullopt, at(4)));
+  CHECK(json::value(twin.reported_metadata().at("t")) == jv(R"({"$lastUpdated":"2024-01-15T10:00:04.0000000Z"})"));
+  CHECK(twin.reported_metadata().at("$lastUpdated") == "2024-01-15T10:00:04.0000000Z");
+}
+
 TEST_CASE("bad service bodies are refused with 400004", "[twin][azure]") {
   azure_twin twin("devA", at(0));
   for (const auto* bad : {R"([1,2])", R"({"tags":5})", R"({"properties":[]})", R"({"properties":{"desired":"x"}})",

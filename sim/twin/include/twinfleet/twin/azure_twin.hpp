@@ -154,6 +154,10 @@ class azure_twin {
   json::object reported_;
   json::object desired_meta_;
   json::object reported_meta_;
+  // At least the size of reported_ (azure_section_size); unknown_size until first needed.
+  // A merge adds at most the patch's size, so most patches skip measuring the section.
+  static constexpr std::size_t unknown_size = static_cast<std::size_t>(-1);
+  std::size_t reported_size_bound_ = unknown_size;
   bool connected_ = false;
   bool enabled_ = true;
   time_point status_updated_;
