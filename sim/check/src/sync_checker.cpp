@@ -2,7 +2,6 @@
 #include <twinfleet/check/sync_checker.hpp>
 
 #include <twinfleet/twin/json_util.hpp>
-#include <twinfleet/twin/string_map.hpp>
 
 #include <boost/json/serialize.hpp>
 
@@ -180,8 +179,8 @@ struct connection_state {
 
 struct shard {
   std::mutex m;
-  twin::string_map<key_state> keys;
-  twin::string_map<connection_state> connections;
+  std::unordered_map<std::string, key_state> keys;
+  std::unordered_map<std::string, connection_state> connections;
   std::uint64_t reconnects = 0;
   std::uint64_t out_of_order_deliveries = 0;
   std::uint64_t duplicate_deliveries = 0;
@@ -278,13 +277,13 @@ void sync_checker::desired_written(std::string_view key, std::int64_t version, c
   leaf_paths(patch, {}, w.paths);
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  twin::entry(sh.keys, key).more().writes.push_back(std::move(w));
+  sh.keys[std::string(key)].more().writes.push_back(std::move(w));
 }
 
 void sync_checker::session_started(std::string_view connection, std::uint64_t session, time_point at) {
   auto& sh = impl_->shard_for(connection);
   std::lock_guard lock(sh.m);
-  auto& c = twin::entry(sh.connections, connection);
+  auto& c = sh.connections[std::string(connection)];
   if (!c.sessions.empty()) ++sh.reconnects;
   c.sessions.push_back({session, at, std::nullopt});
 }
@@ -292,7 +291,7 @@ void sync_checker::session_started(std::string_view connection, std::uint64_t se
 void sync_checker::session_ended(std::string_view connection, std::uint64_t session, time_point at) {
   auto& sh = impl_->shard_for(connection);
   std::lock_guard lock(sh.m);
-  auto& c = twin::entry(sh.connections, connection);
+  auto& c = sh.connections[std::string(connection)];
   for (auto& s : c.sessions) {
     if (s.session == session && !s.end) s.end = at;
   }
@@ -301,7 +300,7 @@ void sync_checker::session_ended(std::string_view connection, std::uint64_t sess
 void sync_checker::desired_delivered(std::string_view key, std::int64_t version, delivery via, time_point at) {
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  auto& k = twin::entry(sh.keys, key);
+  auto& k = sh.keys[std::string(key)];
   k.delivered.push_back({version, via, at});
   if (via != delivery::document) {
     // Observations only: the device's handling of them is judged by the drop and apply rules.
@@ -321,7 +320,7 @@ void sync_checker::desired_delivered(std::string_view key, std::int64_t version,
 void sync_checker::service_in_sync(std::string_view key, std::int64_t version, time_point at) {
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  auto& in_sync = twin::entry(sh.keys, key).more().in_sync;
+  auto& in_sync = sh.keys[std::string(key)].more().in_sync;
   // Only a newer version says more; the first time each version was seen in sync is kept.
   if (in_sync.empty() || version > in_sync.back().first) in_sync.emplace_back(version, at);
 }
@@ -331,7 +330,7 @@ void sync_checker::desired_dropped(std::string_view key, std::int64_t version, t
   {
     auto& sh = impl_->shard_for(key);
     std::lock_guard lock(sh.m);
-    auto& k = twin::entry(sh.keys, key);
+    auto& k = sh.keys[std::string(key)];
     // The newest version the device had heard of before this delivery: a drop is right only
     // when that is at least as new (C1.2, C2.1).
     const auto newest = k.last_delivered == version ? k.max_delivered_before_last : k.max_delivered;
@@ -352,7 +351,7 @@ void sync_checker::desired_applied(std::string_view key, std::int64_t version, d
   {
     auto& sh = impl_->shard_for(key);
     std::lock_guard lock(sh.m);
-    auto& k = twin::entry(sh.keys, key);
+    auto& k = sh.keys[std::string(key)];
     k.applied.push_back({version, via, at});
     if (via != delivery::document && k.applied_versions.contains(version)) {
       out.push_back({anomaly_kind::duplicate_apply,
@@ -377,7 +376,7 @@ void sync_checker::reported_accepted(std::string_view key, std::uint64_t session
   {
     auto& sh = impl_->shard_for(key);
     std::lock_guard lock(sh.m);
-    auto& x = twin::entry(sh.keys, key).more();
+    auto& x = sh.keys[std::string(key)].more();
     auto& reported = x.reported;
     const reported_record r{session, serial, hub_version, at};
     const bool in_order = !x.reported_latest || (x.reported_latest->before(r) && r.hub_version > x.reported_max_version);
@@ -415,7 +414,7 @@ void sync_checker::audit(std::string_view key, const json::object& desired, cons
                          const device_mapping& mapping, time_point at) {
   auto& sh = impl_->shard_for(key);
   std::lock_guard lock(sh.m);
-  twin::entry(sh.keys, key).more().audit = std::make_unique<audit_record>(audit_record{desired, reported, mapping, at});
+  sh.keys[std::string(key)].more().audit = std::make_unique<audit_record>(audit_record{desired, reported, mapping, at});
 }
 
 std::uint64_t sync_checker::anomalies_so_far(anomaly_kind k) const noexcept {
@@ -507,7 +506,7 @@ sync_report sync_checker::finish(time_point) const {
       const auto& k = *kp;
       const auto& x = k.more_or_none();
       const connection_state* conn = nullptr;
-      if (auto c = sh.connections.find(connection_of(name)); c != sh.connections.end()) conn = &c->second;
+      if (auto c = sh.connections.find(std::string(connection_of(name))); c != sh.connections.end()) conn = &c->second;
       std::map<std::int64_t, const write_record*> by_version;
       for (const auto& w : x.writes) by_version.emplace(w.version, &w);
       // Which mapped properties the audit shows out of sync.

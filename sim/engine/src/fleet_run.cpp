@@ -20,7 +20,6 @@
 #include <twinfleet/metrics/prometheus.hpp>
 #include <twinfleet/metrics/registry.hpp>
 #include <twinfleet/scenario/plan.hpp>
-#include <twinfleet/twin/string_map.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -57,7 +56,7 @@ using detail::run_stats;
 
 // Fleet indices by the keys devices report under: a device id, and for AWS also each
 // "thing/shadow" key (device::shadow_key).
-using key_index = twin::string_map<std::size_t>;
+using key_index = std::unordered_map<std::string, std::size_t>;
 
 // Desired writes and their fate: propagation (write accepted → device received) and
 // convergence (→ the device's acknowledgement accepted by the hub). The device and the back end
@@ -253,7 +252,7 @@ class fleet_observer final : public device::device_observer {
 
  private:
   std::optional<std::size_t> find(std::string_view key) const {
-    auto it = index_.find(key);
+    auto it = index_.find(std::string(key));
     if (it == index_.end()) return std::nullopt;
     return it->second;
   }
@@ -742,7 +741,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   check_options.deadline = options.convergence_deadline;
   check_options.judge_writes_until = end;
   check_options.on_anomaly = [&stats, &index](check::anomaly_kind kind, std::string_view key) {
-    if (auto it = index.find(key); it != index.end()) stats.anomaly(it->second, check::to_string(kind));
+    if (auto it = index.find(std::string(key)); it != index.end()) stats.anomaly(it->second, check::to_string(kind));
   };
   check::sync_checker checker(std::move(check_options));
   for (std::size_t i = 0; i < fleet.size(); ++i) {

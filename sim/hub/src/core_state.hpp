@@ -4,7 +4,6 @@
 
 #include <twinfleet/auth/sigv4.hpp>
 #include <twinfleet/hub/core.hpp>
-#include <twinfleet/twin/string_map.hpp>
 
 #include <array>
 #include <deque>
@@ -17,8 +16,13 @@
 
 namespace twinfleet::hub {
 
-using twin::string_hash;
-using twin::string_map;
+// Hash and equality that let maps keyed by std::string be searched with a string_view.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <class T>
+using string_map = std::unordered_map<std::string, T, string_hash, std::equal_to<>>;
 
 enum class azure_auth_type { sas, self_signed, certificate_authority };
 
