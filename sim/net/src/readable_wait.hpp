@@ -37,6 +37,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #if BOOST_VERSION == 108100 && defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && \
@@ -68,55 +69,30 @@ struct socket_access : tcp::socket {
 // The operation being started on this thread: its speculative perform() runs inside start_op().
 inline thread_local const void* starting = nullptr;
 
-template <class Handler>
-class op final : public asio::detail::reactor_op {
- public:
-  op(int descriptor, Handler&& handler)
-      : reactor_op(boost::system::error_code(), &op::perform, &op::complete),
-        descriptor_(descriptor),
-        handler_(std::move(handler)) {}
-
- private:
-  static status perform(reactor_op* base) {
-    auto* self = static_cast<op*>(base);
-    if (starting != self) return done_and_exhausted;  // an edge (or an error): readable
-    char byte;
-    const auto n = ::recv(self->descriptor_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return not_done;  // queued for the next edge
-    return done;  // data, the end of the stream or an error: the caller's read tells which
-  }
-
-  static void complete(void* owner, asio::detail::scheduler_operation* base, const boost::system::error_code&,
-                       std::size_t) {
-    std::unique_ptr<op> self(static_cast<op*>(base));
-    Handler handler(std::move(self->handler_));
-    const boost::system::error_code ec = self->ec_;
-    self.reset();  // freed before the handler runs, as Asio frees its operations
-    if (owner != nullptr) handler(ec);  // null: the io_context is being destroyed
-  }
-
-  int descriptor_;
-  Handler handler_;
-};
-
 }  // namespace drained_wait
 
-// Waits on one socket. It finds the socket's reactor once, when made: the socket must not move
-// to another io_context afterwards (a socket never does).
-class drained_waiter {
+// Waits on one socket, one wait at a time. The operation lives inside the waiter, so a wait
+// allocates nothing: the waiter must outlive its pending wait, which the handler guarantees
+// when it keeps the waiter's owner alive (connection_core's handlers hold the connection). It
+// finds the socket's reactor once, when made: the socket must not move to another io_context
+// afterwards (a socket never does).
+template <class Handler>
+class drained_waiter final : private boost::asio::detail::reactor_op {
  public:
-  explicit drained_waiter(boost::asio::ip::tcp::socket& socket) {
+  explicit drained_waiter(boost::asio::ip::tcp::socket& socket)
+      : reactor_op(boost::system::error_code(), &drained_waiter::perform, &drained_waiter::complete) {
     namespace asio = boost::asio;
     const auto executor = socket.get_executor();
     if (const auto* io = executor.target<asio::io_context::executor_type>(); io != nullptr) {
       reactor_ = &asio::use_service<asio::detail::epoll_reactor>(io->context());
     }
   }
+  drained_waiter(const drained_waiter&) = delete;
+  drained_waiter& operator=(const drained_waiter&) = delete;
 
   // Calls handler(error_code) once the socket, drained by the caller's last read, has
   // something to read, an error or the end of the stream; operation_aborted when the socket
-  // is closed.
-  template <class Handler>
+  // is closed. At most one wait may be pending.
   void async_wait(boost::asio::ip::tcp::socket& socket, Handler handler) {
     using reactor = boost::asio::detail::epoll_reactor;
     if (reactor_ == nullptr || !socket.is_open()) {
@@ -124,23 +100,45 @@ class drained_waiter {
       return;
     }
     auto& impl = drained_wait::socket_access::implementation(socket);
-    auto* operation = new drained_wait::op<Handler>(impl.socket_, std::move(handler));
-    drained_wait::starting = operation;
-    reactor_->start_op(reactor::read_op, impl.socket_, impl.reactor_data_, operation, false, true);
+    descriptor_ = impl.socket_;
+    ec_ = boost::system::error_code();
+    handler_.emplace(std::move(handler));
+    drained_wait::starting = this;
+    reactor_->start_op(reactor::read_op, impl.socket_, impl.reactor_data_, this, false, true);
     drained_wait::starting = nullptr;
   }
 
  private:
-  // Null when the socket's executor is not a plain io_context's (a strand, say): Asio's wait.
-  boost::asio::detail::epoll_reactor* reactor_ = nullptr;
+  static status perform(reactor_op* base) {
+    auto* self = static_cast<drained_waiter*>(base);
+    if (drained_wait::starting != self) return done_and_exhausted;  // an edge (or an error): readable
+    char byte;
+    const auto n = ::recv(self->descriptor_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return not_done;  // queued for the next edge
+    return done;  // data, the end of the stream or an error: the caller's read tells which
+  }
+
+  static void complete(void* owner, boost::asio::detail::scheduler_operation* base, const boost::system::error_code&,
+                       std::size_t) {
+    auto* self = static_cast<drained_waiter*>(base);
+    // Moved out first: the handler may own the waiter, which may go with it.
+    Handler handler(std::move(*self->handler_));
+    self->handler_.reset();
+    const boost::system::error_code ec = self->ec_;
+    if (owner != nullptr) handler(ec);  // null: the io_context is being destroyed
+  }
+
+  boost::asio::detail::epoll_reactor* reactor_ = nullptr;  // null: Asio's wait (a strand, say)
+  std::optional<Handler> handler_;
+  int descriptor_ = -1;
 };
 
 #else
 
+template <class Handler>
 class drained_waiter {
  public:
   explicit drained_waiter(boost::asio::ip::tcp::socket&) noexcept {}
-  template <class Handler>
   void async_wait(boost::asio::ip::tcp::socket& socket, Handler handler) {
     socket.async_wait(boost::asio::ip::tcp::socket::wait_read, std::move(handler));
   }

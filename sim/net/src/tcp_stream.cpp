@@ -42,14 +42,11 @@ class tcp_stream final : public transport_stream {
   bool reads_when_ready() const noexcept override { return true; }
 
   void async_wait_readable(io_handler handler, bool drained) override {
-    // An idle connection's one operation, allocated to its own size (see connection_core.cpp).
-    auto done = asio::bind_allocator(std::allocator<void>(), [handler = std::move(handler)](error_code ec) {
-      handler(ec, 0);
-    });
     if (drained) {
-      waiter_.async_wait(socket_, std::move(done));
+      waiter_.async_wait(socket_, readable{std::move(handler)});
     } else {
-      socket_.async_wait(tcp::socket::wait_read, std::move(done));
+      // Allocated to its own size, not from Asio's recycling cache (see connection_core.cpp).
+      socket_.async_wait(tcp::socket::wait_read, asio::bind_allocator(std::allocator<void>(), readable{std::move(handler)}));
     }
   }
 
@@ -83,8 +80,14 @@ class tcp_stream final : public transport_stream {
   asio::awaitable<error_code> async_client_handshake(const client_handshake&) override { co_return error_code{}; }
 
  private:
+  struct readable {
+    io_handler handler;
+    void operator()(error_code ec) const { handler(ec, 0); }
+  };
+
   tcp::socket socket_;
-  drained_waiter waiter_;  // 8 bytes: the object stays in its 112-byte malloc chunk
+  // An idle connection's one pending operation, inside the stream: no allocation per wait.
+  drained_waiter<readable> waiter_;
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,8 +24,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using waiter = twinfleet::net::detail::drained_waiter<std::function<void(error_code)>>;
+
 struct socket_pair {
   tcp::socket writer, reader;
+  std::unique_ptr<waiter> wait_for_reader;
 
   explicit socket_pair(asio::io_context& io, std::optional<asio::any_io_executor> reader_executor = std::nullopt)
       : writer(io), reader(reader_executor ? *reader_executor : io.get_executor()) {
@@ -32,6 +36,7 @@ struct socket_pair {
     writer.connect(acceptor.local_endpoint());
     acceptor.accept(reader);
     reader.non_blocking(true);
+    wait_for_reader = std::make_unique<waiter>(reader);
   }
 
   // Reads until the socket would block (or ends); what was read, and whether it ended.
@@ -50,10 +55,10 @@ struct socket_pair {
   }
 };
 
-// Starts a drained wait and returns where its result lands.
-std::shared_ptr<std::optional<error_code>> wait(tcp::socket& socket) {
+// Starts a drained wait on the reader and returns where its result lands.
+std::shared_ptr<std::optional<error_code>> wait(socket_pair& s) {
   auto result = std::make_shared<std::optional<error_code>>();
-  twinfleet::net::detail::drained_waiter(socket).async_wait(socket, [result](error_code ec) { *result = ec; });
+  s.wait_for_reader->async_wait(s.reader, [result](error_code ec) { *result = ec; });
   return result;
 }
 
@@ -88,17 +93,17 @@ TEST_CASE("a drained wait sees data sent after it started, before it started, an
     std::shared_ptr<std::optional<error_code>> result;
     switch (round % 3) {
       case 0:  // the usual order: waiting, then the data comes
-        result = wait(s.reader);
+        result = wait(s);
         asio::write(s.writer, asio::buffer(message));
         break;
       case 1:  // the data is there before the wait starts; the reactor has not seen its edge
         asio::write(s.writer, asio::buffer(message));
-        result = wait(s.reader);
+        result = wait(s);
         break;
       case 2:  // the reactor saw the edge while nothing waited; the wait must look itself
         asio::write(s.writer, asio::buffer(message));
         let_reactor_look(io);
-        result = wait(s.reader);
+        result = wait(s);
         break;
     }
     INFO("round " << round);
@@ -112,9 +117,9 @@ TEST_CASE("a drained wait completes when the peer ends the stream, and the read 
   asio::io_context io;
   socket_pair s(io);
   asio::write(s.writer, asio::buffer(std::string("last")));
-  REQUIRE(completes(io, wait(s.reader)));
+  REQUIRE(completes(io, wait(s)));
   CHECK(s.drain() == "last");
-  auto result = wait(s.reader);
+  auto result = wait(s);
   s.writer.shutdown(tcp::socket::shutdown_send);
   REQUIRE(completes(io, result));
   CHECK_FALSE(result->value());
@@ -126,7 +131,7 @@ TEST_CASE("a drained wait completes when the peer ends the stream, and the read 
 TEST_CASE("closing the socket ends a pending drained wait with operation_aborted", "[net]") {
   asio::io_context io;
   socket_pair s(io);
-  auto result = wait(s.reader);
+  auto result = wait(s);
   io.restart();
   io.poll();
   REQUIRE_FALSE(result->has_value());
@@ -138,7 +143,7 @@ TEST_CASE("closing the socket ends a pending drained wait with operation_aborted
 TEST_CASE("a drained wait on a strand's socket falls back to Asio's wait and still completes", "[net]") {
   asio::io_context io;
   socket_pair s(io, asio::make_strand(io));
-  auto result = wait(s.reader);
+  auto result = wait(s);
   asio::write(s.writer, asio::buffer(std::string("x")));
   REQUIRE(completes(io, result));
   CHECK(s.drain() == "x");
@@ -149,11 +154,11 @@ TEST_CASE("a drained wait still pending when the io_context goes frees its handl
   auto token = std::make_shared<int>(0);
   std::weak_ptr<int> watch = token;
   bool called = false;
+  std::unique_ptr<waiter> kept;  // the operation lives in the waiter, which must outlive it
   {
     socket_pair s(*io);
-    twinfleet::net::detail::drained_waiter(s.reader).async_wait(s.reader, [token = std::move(token), &called](error_code) {
-      called = true;
-    });
+    kept = std::move(s.wait_for_reader);
+    kept->async_wait(s.reader, [token = std::move(token), &called](error_code) { called = true; });
     io->restart();
     io->poll();
     // The sockets close here: the wait is cancelled and its completion queued, not run.
@@ -169,7 +174,7 @@ TEST_CASE("drained waits on io_contexts made one after another in the same place
   for (int round = 0; round < 3; ++round) {
     asio::io_context io;
     socket_pair s(io);
-    auto result = wait(s.reader);
+    auto result = wait(s);
     asio::write(s.writer, asio::buffer(std::string("again")));
     REQUIRE(completes(io, result));
     CHECK(s.drain() == "again");
