@@ -10,17 +10,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bins=("$1" "$2")
 devices=${3:-1000}
+. "$here/lib.sh"
 dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+hubs=()
 for i in 0 1; do
-  "${bins[$i]}" hub --certs "$dir/hub$i" --listen-mqtt 127.0.0.1:0 --listen-http 127.0.0.1:0 --listen-mqtts off --listen-https off > "$dir/hub$i.log" 2>&1 &
-  pids+=($!)
-done
-hubs=("${pids[@]}")
-for i in 0 1; do
-  for _ in $(seq 1 100); do grep -q "ready" "$dir/hub$i.log" && break; sleep 0.1; done
-  sed "s|hub_json: hub.json|hub_json: $dir/hub$i/hub.json|; s|../profiles/bench-chatty.yaml|$here/profiles/bench-chatty.yaml|" "$here/scenarios/bench-report.yaml" > "$dir/s$i.yaml"
+  mkdir -p "$dir/$i"
+  start_hub "${bins[$i]}" "$dir/$i"
+  pids+=("$hub_pid")
+  hubs+=("$hub_pid")
+  report_scenario "$dir/$i" "$here/profiles/bench-chatty.yaml" "$dir/s$i.yaml"
 done
 runs=()
 for i in 0 1; do

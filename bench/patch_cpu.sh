@@ -9,13 +9,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1; shift
+. "$here/lib.sh"
 dir=$(mktemp -d)
-${HUB:-$here/../build/twinfleet} hub --certs "$dir/hub" --listen-mqtt 127.0.0.1:0 --listen-http 127.0.0.1:0 --listen-mqtts off --listen-https off > "$dir/hub.log" 2>&1 &
-hub=$!
+hub=
 run=
 trap 'kill $hub $run 2>/dev/null || true; wait $hub 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do grep -q "ready" "$dir/hub.log" && break; sleep 0.1; done
-sed "s|hub_json: hub.json|hub_json: $dir/hub/hub.json|; s|../profiles/bench-chatty.yaml|$here/profiles/bench-chatty.yaml|" "$here/scenarios/bench-report.yaml" > "$dir/s.yaml"
+start_hub "${HUB:-$here/../build/twinfleet}" "$dir"
+hub=$hub_pid
+report_scenario "$dir" "$here/profiles/bench-chatty.yaml" "$dir/s.yaml"
 "$bin" run "$dir/s.yaml" --duration 14s --metrics-listen off --report-dir "$dir/rep" "$@" > "$dir/run.log" 2>&1 &
 run=$!
 sleep 5
