@@ -1,5 +1,6 @@
 #include <twinfleet/twin/azure_twin.hpp>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 
@@ -161,29 +162,28 @@ json::object make_stamp(const std::string& when, std::optional<std::int64_t> des
   return stamp;
 }
 
+// Writes the stamp's members into `meta`. A string already there is overwritten in place,
+// reusing its storage: every patch stamps the section's root and each node it touches again.
 void set_stamp(json::object& meta, const json::object& stamp) {
-  for (const auto& member : stamp) meta[member.key()] = member.value();
+  for (const auto& member : stamp) {
+    auto& slot = meta[member.key()];
+    if (slot.is_string() && member.value().is_string()) {
+      slot.get_string().assign(member.value().get_string());
+    } else {
+      slot = member.value();
+    }
+  }
 }
 
 // A written leaf's $metadata node becomes `stamp`. A node that is already a stamp of the same
 // keys is overwritten in place: a property reported again and again then reuses its node and
 // its $lastUpdated string instead of allocating both anew.
 void stamp_leaf(json::object& meta, std::string_view key, const json::object& stamp) {
-  if (auto* node = meta.if_contains(key); node != nullptr && node->is_object() && node->get_object().size() == stamp.size()) {
-    auto& old = node->get_object();
-    bool same_keys = true;
-    for (const auto& member : stamp) same_keys = same_keys && old.contains(member.key());
-    if (same_keys) {
-      for (const auto& member : stamp) {
-        auto& slot = old[member.key()];
-        if (slot.is_string() && member.value().is_string()) {
-          slot.get_string().assign(member.value().get_string());
-        } else {
-          slot = member.value();
-        }
-      }
-      return;
-    }
+  auto* node = meta.if_contains(key);
+  if (node != nullptr && node->is_object() && node->get_object().size() == stamp.size() &&
+      std::all_of(stamp.begin(), stamp.end(), [&](const auto& m) { return node->get_object().contains(m.key()); })) {
+    set_stamp(node->get_object(), stamp);
+    return;
   }
   meta[key] = stamp;
 }
