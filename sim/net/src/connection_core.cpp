@@ -254,12 +254,16 @@ void connection_core::read_ready() {
     } else if (into == scratch.get()) {
       consume(scratch.get(), n);
     } else {
-      last_read_filled_ = !drained_;
-      read_used_ += n;
-      process_input();
+      took_into_buffer(n);
     }
     if (drained_) break;
   }
+}
+
+void connection_core::took_into_buffer(std::uint32_t bytes) {
+  last_read_filled_ = read_used_ + bytes == read_capacity_;
+  read_used_ += bytes;
+  process_input();
 }
 
 void connection_core::consume(const char* bytes, std::uint32_t size) {
@@ -327,9 +331,7 @@ void connection_core::on_io(io_event event, error_code ec, std::size_t bytes) {
         if (event == io_event::readable) {
           read_ready();  // the socket is ready; nothing has been read yet
         } else if (!session_->closing()) {
-          last_read_filled_ = read_used_ + bytes == read_capacity_;
-          read_used_ += static_cast<std::uint32_t>(bytes);
-          process_input();
+          took_into_buffer(static_cast<std::uint32_t>(bytes));
         }
       } catch (...) {
         fail_with_exception(std::current_exception());

@@ -123,6 +123,8 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
   void read_ready();
   // Feeds `bytes` (not read_buffer_) to the session; keeps an incomplete packet's bytes.
   void consume(const char* bytes, std::uint32_t size);
+  // `bytes` more were read into read_buffer_ after what it held: hands them to the session.
+  void took_into_buffer(std::uint32_t bytes);
   // Hands `bytes` to the session packet by packet, dispatching each event; returns how many
   // it took (the rest is an incomplete packet, or input after a close).
   std::uint32_t feed(const char* bytes, std::uint32_t size);
