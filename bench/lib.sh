@@ -20,3 +20,17 @@ report_scenario() {
   sed "s|hub_json: hub.json|hub_json: $1/hub/hub.json|; s|../profiles/bench-chatty.yaml|$2|" \
     "$(dirname "${BASH_SOURCE[0]}")/scenarios/bench-report.yaml" > "$3"
 }
+
+# report_bench HUB_BINARY: the setting of a benchmark of one run reporting against one hub: a work
+# folder `dir`, a hub started from HUB_BINARY (`hub`, its pid), and $dir/s.yaml, the reporting
+# scenario with bench-chatty.yaml pointed at it. On exit the hub and `run` (the script's run
+# process, when it sets one) are stopped and the folder removed.
+report_bench() {
+  dir=$(mktemp -d)
+  hub=
+  run=
+  trap 'kill $hub $run 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
+  start_hub "$1" "$dir"
+  hub=$hub_pid
+  report_scenario "$dir" "$(dirname "${BASH_SOURCE[0]}")/profiles/bench-chatty.yaml" "$dir/s.yaml"
+}

@@ -10,13 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1; shift
 . "$here/lib.sh"
-dir=$(mktemp -d)
-hub=
-run=
-trap 'kill $hub $run 2>/dev/null || true; wait $hub 2>/dev/null || true; rm -rf "$dir"' EXIT
-start_hub "${HUB:-$here/../build/twinfleet}" "$dir"
-hub=$hub_pid
-report_scenario "$dir" "$here/profiles/bench-chatty.yaml" "$dir/s.yaml"
+report_bench "${HUB:-$here/../build/twinfleet}"
 "$bin" run "$dir/s.yaml" --duration 14s --metrics-listen off --report-dir "$dir/rep" "$@" > "$dir/run.log" 2>&1 &
 run=$!
 sleep 5

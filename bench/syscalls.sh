@@ -9,13 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=$1; shift
 command -v perf > /dev/null || { echo "syscalls.sh: needs perf (Debian: linux-perf)" >&2; exit 2; }
 . "$here/lib.sh"
-dir=$(mktemp -d)
-hub=
-run=
-trap 'kill $hub $run 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
-start_hub "$bin" "$dir"
-hub=$hub_pid
-report_scenario "$dir" "$here/profiles/bench-chatty.yaml" "$dir/s.yaml"
+report_bench "$bin"
 "$bin" run "$dir/s.yaml" --duration 10s --metrics-listen off --report-dir "$dir/rep" "$@" > "$dir/run.log" 2>&1 &
 run=$!
 sleep 5
