@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/syscalls.sh BINARY [EXTRA RUN ARGS]: the system calls a reported patch costs. 2,000
 # Azure devices report every 50 ms (40,000 patches/s) against a hub of the same binary for 10 s;
-# over 2 s in the middle, perf counts each process's recvfrom, sendto, epoll_ctl, epoll_wait and
+# over 2 s in the middle, perf counts each process's recvfrom, recvmsg, sendto, epoll_ctl, epoll_wait and
 # timerfd_settime calls (syscall tracepoints; needs perf and tracefs), printed per second and
 # per patch. Counts do not depend on the host's speed, unlike CPU times.
 set -euo pipefail
@@ -13,7 +13,7 @@ report_bench "$bin"
 "$bin" run "$dir/s.yaml" --duration 10s --metrics-listen off --report-dir "$dir/rep" "$@" > "$dir/run.log" 2>&1 &
 run=$!
 sleep 5
-events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_timerfd_settime
+events=syscalls:sys_enter_recvfrom,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_timerfd_settime
 perf stat -x, -e "$events" -p "$run" -o "$dir/run.stat" -- sleep 2 &
 perf stat -x, -e "$events" -p "$hub" -o "$dir/hub.stat" -- sleep 2 &
 wait %2 %3

@@ -193,6 +193,11 @@ void connection_core::start_read() {
 std::uint32_t connection_core::feed(const char* bytes, std::uint32_t size) {
   const auto now = clock::now();
   std::uint32_t offset = 0;
+  feeding_ = true;
+  struct fed {
+    bool& flag;
+    ~fed() { flag = false; }
+  } done{feeding_};
   while (!closed_) {  // also with nothing left: the session then says what the next packet needs
     auto step = session_->on_bytes(std::string_view(bytes + offset, size - offset), now);
     if (step.consumed == 0 && std::holds_alternative<std::monostate>(step.event)) {
@@ -222,7 +227,7 @@ void connection_core::read_ready() {
   // Bigger than any read of an idle or a busy connection needs at once; one per thread.
   constexpr std::uint32_t scratch_size = 16 * 1024;
   thread_local const std::unique_ptr<char[]> scratch = std::make_unique_for_overwrite<char[]>(scratch_size);
-  // Reads until the socket is drained (would_block, or a short read), so that the next wait
+  // Reads until the socket is drained (would_block, or TCP_INQ counts nothing left), so that the next wait
   // may skip the re-arm, or until the session wants no more for now: a closing session's input
   // is discarded, a CONNECT the application has still to decide on pauses reading (drained_
   // then says whether the socket may still hold data). A peer that keeps the socket full gets
@@ -238,17 +243,16 @@ void connection_core::read_ready() {
       space = read_capacity_ - read_used_;
     }
     error_code ec;
-    const auto n = static_cast<std::uint32_t>(stream_->read_now(asio::buffer(into, space), ec));
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      drained_ = true;
-      break;
-    }
+    bool drained = false;
+    const auto n = static_cast<std::uint32_t>(stream_->read_now(asio::buffer(into, space), ec, drained));
+    // Not drained after the 16th read: the next wait re-arms, and completes at once.
+    drained_ = drained;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
     if (ec) {
       note_reason(ec);
       close_stream();
       return;
     }
-    drained_ = n < space;  // false after the 16th full read: the next wait re-arms, and completes at once
     if (discard) {
       // nothing to do with it
     } else if (into == scratch.get()) {
@@ -302,18 +306,49 @@ void connection_core::prepare_read_buffer() {
 // --- writing ---
 
 void connection_core::pump_writer() {
-  if (closed_ || writing_ || !started_) return;
+  // While input is fed to the session, the answers it produces wait for the end of the read:
+  // they leave together, in one write (consume() and process_input() end here).
+  if (closed_ || writing_ || !started_ || feeding_) return;
   auto& s = *session_;
-  if (s.has_output()) {
+  while (s.has_output()) {
     written_generation_ = out_generation_;
     s.take_output(write_buffer_);
+    if (stream_->writes_now()) {
+      // Plain TCP: written at once, as Asio's write would start with, but with no operation to
+      // allocate and no completion to run. What the socket does not take is written the
+      // usual way.
+      error_code ec;
+      const auto n = stream_->write_now(asio::buffer(write_buffer_), ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+        note_reason(ec);
+        close_stream();
+        return;
+      }
+      if (!ec && n == write_buffer_.size()) {
+        written();
+        continue;
+      }
+      if (!ec) write_buffer_.erase(0, n);
+    }
     writing_ = true;
     stream_->async_write(asio::buffer(write_buffer_), handler(io_event::write));
-  } else if (s.closing() && !shutdown_started_) {
+    return;
+  }
+  if (s.closing() && !shutdown_started_) {
     shutdown_started_ = true;
     writing_ = true;
     stream_->async_shutdown(handler(io_event::shutdown));
   }
+}
+
+void connection_core::written() {
+  write_buffer_.clear();
+  // With nothing more queued the buffer goes: an idle connection kept the last packets'
+  // buffers (CONNECT's and a request's, ~290 bytes with the session's) for good; a busy
+  // one pays a malloc per write instead.
+  if (write_buffer_.capacity() > idle_write_buffer || !session_->has_output()) std::string().swap(write_buffer_);
+  written_through_ = written_generation_;
+  on_written(written_generation_);
 }
 
 void connection_core::on_io(io_event event, error_code ec, std::size_t bytes) {
@@ -346,12 +381,7 @@ void connection_core::on_io(io_event event, error_code ec, std::size_t bytes) {
         close_stream();
         break;
       }
-      write_buffer_.clear();
-      // With nothing more queued the buffer goes: an idle connection kept the last packets'
-      // buffers (CONNECT's and a request's, ~290 bytes with the session's) for good; a busy
-      // one pays a malloc per write instead.
-      if (write_buffer_.capacity() > idle_write_buffer || !session_->has_output()) std::string().swap(write_buffer_);
-      on_written(written_generation_);
+      written();
       pump_writer();
       arm_timer();
       break;

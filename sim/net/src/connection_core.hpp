@@ -12,7 +12,9 @@
 //   connection keeps no read buffer, and the wait costs an epoll_ctl where a pending read
 //   cost a speculative recvfrom that found nothing.
 // - writing: one write pending at a time, of everything the session has queued; once the
-//   session is closing and its output is sent, the sending side is shut down.
+//   session is closing and its output is sent, the sending side is shut down. Over plain
+//   TCP, output is first written at once (non-blocking); only what the socket does not take
+//   waits for an Asio write. Answers to the packets of one read leave together after it.
 // - one steady_timer for the earliest of: the session's deadline (keep-alive, CONNECT/CONNACK
 //   timeout), the derived class's watchdog (the client's connect deadline), the close deadline
 //   (a graceful close may take at most close_timeout). Before the I/O starts, it bounds the
@@ -91,8 +93,13 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
 
   // A session event (views valid during the call).
   virtual void dispatch(mqtt::session_event& event, time_point now) = 0;
-  // Output up to `generation` (see out_generation_) has been written.
+  // Output up to `generation` (see out_generation_) has been written: at once, inside the
+  // call that queued it (plain TCP, usually), or later from the executor.
   virtual void on_written(std::uint32_t /*generation*/) {}
+  // Output up to `generation` has been written already.
+  [[nodiscard]] bool written_through(std::uint32_t generation) const noexcept {
+    return static_cast<std::int32_t>(generation - written_through_) <= 0;
+  }
   // An extra deadline for the timer, and what to do when it passes.
   [[nodiscard]] virtual std::optional<time_point> watchdog_deadline() const noexcept { return std::nullopt; }
   virtual void on_watchdog() {}
@@ -113,6 +120,8 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
  private:
   void start_read();
   void pump_writer();
+  // The write of write_buffer_ (output up to written_generation_) has completed.
+  void written();
   void arm_timer();
   void maybe_finish() noexcept;
   void finish() noexcept;
@@ -142,7 +151,8 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
   std::uint32_t read_needed_ = 0;  // bytes the input must hold for the next packet
   std::uint32_t read_buffer_size_;  // the initial and idle size
   std::uint32_t close_timeout_ms_;
-  std::uint32_t written_generation_ = 0;
+  std::uint32_t written_generation_ = 0;  // the output in write_buffer_ goes up to this
+  std::uint32_t written_through_ = 0;     // output up to this has been written
   std::uint32_t timer_generation_ = 0;  // the current wait's; older completions are stale
   bool started_ = false;
   bool finished_ = false;
@@ -155,7 +165,8 @@ class connection_core : public io_target, public std::enable_shared_from_this<co
   bool handshaking_ = false;
   bool handshake_timed_out_ = false;
   bool last_read_filled_ = false;
-  bool drained_ = false;  // plain TCP: the last read found the socket empty (would_block or short)
+  bool drained_ = false;  // plain TCP: the last read left the socket empty (would_block, or TCP_INQ said 0)
+  bool feeding_ = false;  // feed() is handing input to the session
 };
 
 }  // namespace twinfleet::net::detail

@@ -3,8 +3,11 @@
 // Asio's socket.async_wait(wait_read) re-arms the descriptor with epoll_ctl(EPOLL_CTL_MOD) on
 // every wait: its epoll registration is edge-triggered, and a wait may start with data already
 // there, which no new edge would report. A connection that waits only after a read drained the
-// socket (would_block, or a short read) needs no re-arm: any byte that arrives after the drain
-// raises a new edge. One epoll_ctl per packet was 3.5–5 % of the run's and the hub's CPU at
+// socket (would_block, or a read after which TCP_INQ counts nothing left) needs no re-arm: any
+// byte that arrives after the drain raises a new edge. A short read is not enough: a FIN that
+// arrived together with the data raised its edge already, and the wait would never see it (a
+// server's last answer and its close, read at once, left the client waiting; TCP_INQ counts
+// the FIN as one byte left). One epoll_ctl per packet was 3.5–5 % of the run's and the hub's CPU at
 // 40,000 reported patches/s (bench/README.md, stop 15).
 //
 // drained_waiter::async_wait() therefore queues its own operation in Asio's epoll reactor, as a
@@ -13,9 +16,11 @@
 // - started with an edge pending (data may have arrived since the drain), it peeks one byte
 //   (MSG_PEEK | MSG_DONTWAIT) and completes at once when there is something to read;
 // - completed by an edge, it reports the socket exhausted, so that the next wait is queued
-//   without a peek. The caller reads until would_block or a short read again; a byte arriving
+//   without a peek. The caller reads until the socket is drained again; a byte arriving
 //   in between raises another edge, which at worst wakes a wait that then finds nothing.
-// Errors and hang-ups complete the wait too; the caller's read reports them.
+// Errors and hang-ups complete the wait too; the caller's read reports them. (A reset that
+// arrives together with data the read then takes is not counted by TCP_INQ: the connection
+// learns of it at its next write, a keep-alive at the latest.)
 // The edge completion reports the socket exhausted, which stops Asio from performing other read
 // operations queued behind it until the next edge: the socket must have no other read or wait
 // pending (connection_core keeps one read at a time; TLS, whose writes may wait to read, uses

@@ -82,18 +82,30 @@ class transport_stream : public byte_stream {
   // net_errc::connection_closed at the end of the stream. An idle connection then keeps no
   // read buffer of its own.
   [[nodiscard]] virtual bool reads_when_ready() const noexcept { return false; }
-  // `drained`: the last read_now() found the socket empty (would_block, or fewer bytes than
-  // asked for), so that the wait need not re-arm the descriptor (readable_wait.hpp).
+  // `drained`: the last read_now() left the socket empty (see read_now()), so that the wait
+  // need not re-arm the descriptor (readable_wait.hpp).
   virtual void async_wait_readable(io_handler handler, bool /*drained*/) {
     handler(asio::error::operation_not_supported, 0);
   }
-  virtual std::size_t read_now(asio::mutable_buffer /*buffer*/, error_code& ec) {
+  // `drained` is set when the socket is known to hold nothing more after this read: no byte
+  // and no end of stream still to read (TCP_INQ). A short read alone does not say so: a FIN
+  // that arrived with the data raises no further edge.
+  virtual std::size_t read_now(asio::mutable_buffer /*buffer*/, error_code& ec, bool& drained) {
+    drained = false;
     ec = asio::error::operation_not_supported;
     return 0;
   }
   // Writes all of `buffer` (WebSocket: one binary message per MQTT packet in it); the buffer
   // must stay valid until completion.
   virtual void async_write(asio::const_buffer buffer, io_handler handler) = 0;
+  // Plain TCP only (writes_now()): sends what the socket takes of `buffer` at once, without
+  // blocking: a count (all of it, usually; fewer when the send buffer is full), or
+  // would_block. A write that completes here costs no Asio operation and no completion handler.
+  [[nodiscard]] virtual bool writes_now() const noexcept { return false; }
+  virtual std::size_t write_now(asio::const_buffer /*buffer*/, error_code& ec) {
+    ec = asio::error::operation_not_supported;
+    return 0;
+  }
   // Ends the sending direction: a WebSocket close frame (its handshake bounded by the
   // WebSocket timeout), else a TCP FIN (TLS: no close_notify, as MQTT brokers commonly do).
   // The error, if any, does not matter.

@@ -8,6 +8,14 @@
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/write.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace twinfleet::net {
 
 std::string_view to_string(transport_kind kind) noexcept {
@@ -50,14 +58,64 @@ class tcp_stream final : public transport_stream {
     }
   }
 
-  std::size_t read_now(asio::mutable_buffer buffer, error_code& ec) override {
-    if (!socket_.non_blocking()) {
-      socket_.non_blocking(true, ec);  // read_some then reports would_block instead of waiting
-      if (ec) return 0;
+  // recvmsg() and send() with MSG_DONTWAIT: no descriptor flag to set, and Asio's own
+  // operations on the socket are unaffected.
+  std::size_t read_now(asio::mutable_buffer buffer, error_code& ec, bool& drained) override {
+    if (!inq_checked_) {
+      // TCP_INQ (Linux 4.18): each read says how many bytes the socket still holds, and 1 once
+      // the peer's FIN is all that is left. Without it nothing counts as drained.
+      inq_checked_ = true;
+      const int on = 1;
+      inq_ = ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_INQ, &on, sizeof on) == 0;
     }
-    const auto n = socket_.read_some(buffer, ec);
-    if (ec == asio::error::eof) ec = net_errc::connection_closed;
-    return n;
+    drained = false;
+    iovec iov{buffer.data(), buffer.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (inq_) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+    }
+    ssize_t n;
+    do {
+      n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      ec = error_code(errno, asio::error::get_system_category());
+      drained = ec == asio::error::would_block || ec == asio::error::try_again;
+      return 0;
+    }
+    if (n == 0 && buffer.size() > 0) {
+      ec = net_errc::connection_closed;
+      return 0;
+    }
+    ec = {};
+    for (auto* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        int left = 0;
+        std::memcpy(&left, CMSG_DATA(c), sizeof left);
+        drained = left == 0;
+      }
+    }
+    return static_cast<std::size_t>(n);
+  }
+
+  bool writes_now() const noexcept override { return true; }
+
+  std::size_t write_now(asio::const_buffer buffer, error_code& ec) override {
+    ssize_t n;
+    do {
+      // MSG_NOSIGNAL: a peer gone is an error here, not SIGPIPE.
+      n = ::send(socket_.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      ec = error_code(errno, asio::error::get_system_category());
+      return 0;
+    }
+    ec = {};
+    return static_cast<std::size_t>(n);
   }
 
   void async_write(asio::const_buffer buffer, io_handler handler) override {
@@ -86,6 +144,8 @@ class tcp_stream final : public transport_stream {
   };
 
   tcp::socket socket_;
+  bool inq_checked_ = false;
+  bool inq_ = false;  // TCP_INQ is on
   // An idle connection's one pending operation, inside the stream: no allocation per wait.
   drained_waiter<readable> waiter_;
 };

@@ -262,6 +262,71 @@ TEST_CASE("keep-alive: a client closes a connection whose broker stops answering
   run(io, body());
 }
 
+// The last packet and the end of the stream arrive together, after the connection has read
+// everything before them: one readiness reports both, and the read that takes the packet is
+// short. A connection that took the short read for "drained" waited for an edge that never
+// came, until its keep-alive. Both sides are checked: a client whose broker answers and closes,
+// and a server whose client publishes and closes.
+TEST_CASE("a packet and the end of the stream arriving together: both sides see the close at once", "[net]") {
+  SECTION("the client") {
+    asio::io_context io;
+    tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+    auto body = [&]() -> asio::awaitable<void> {
+      using namespace asio::experimental::awaitable_operators;
+      const auto ex = co_await asio::this_coro::executor;
+      tcp::socket broker(ex);
+      // A broker that answers CONNACK, waits until the client is idle, then sends a PUBLISH
+      // and its FIN back to back: the client's thread (this one) cannot read in between.
+      asio::co_spawn(
+          ex,
+          [](tcp::acceptor& a, tcp::socket& s) -> asio::awaitable<void> {
+            s = co_await a.async_accept(asio::use_awaitable);
+            std::array<char, 64> connect{};
+            (void)co_await s.async_read_some(asio::buffer(connect), use_tuple);
+            const std::array<std::uint8_t, 4> connack{0x20, 0x02, 0x00, 0x00};
+            co_await asio::async_write(s, asio::buffer(connack), asio::use_awaitable);
+            co_await sleep(200ms);
+            const std::array<std::uint8_t, 8> publish{0x30, 0x06, 0x00, 0x01, 't', 'b', 'y', 'e'};
+            asio::write(s, asio::buffer(publish));
+            s.shutdown(tcp::socket::shutdown_send);
+          }(acceptor, broker),
+          [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+          });
+      client_connection device(ex);
+      std::vector<std::string> payloads;
+      device.set_message_handler([&](const mqtt::publish_packet& p) { payloads.emplace_back(p.payload); });
+      const auto connected = co_await device.async_connect(acceptor.local_endpoint(), {}, hello("last-word", 60), 5s);
+      REQUIRE_FALSE(connected);
+      const auto ended = co_await (device.async_wait_closed() || sleep(3s));
+      REQUIRE(ended.index() == 0);
+      CHECK(std::get<0>(ended) == net_errc::connection_closed);
+      CHECK(payloads == std::vector<std::string>{"bye"});
+    };
+    run(io, body());
+  }
+  SECTION("the server") {
+    fixture f;
+    auto body = [&]() -> asio::awaitable<void> {
+      auto raw = co_await raw_connection(f);
+      co_await asio::async_write(raw, asio::buffer(connect_and_publishes({})), asio::use_awaitable);
+      std::array<char, 4> connack{};
+      co_await asio::async_read(raw, asio::buffer(connack), asio::use_awaitable);
+      co_await sleep(200ms);
+      const auto last = connect_and_publishes({"bye"}).substr(connect_and_publishes({}).size());
+      asio::write(raw, asio::buffer(last));
+      raw.shutdown(tcp::socket::shutdown_send);
+      const auto closed = co_await eventually([&] { return f.broker.closed_count() == 1; }, 3s);
+      REQUIRE(closed);
+      REQUIRE(f.broker.received.size() == 1);
+      CHECK(f.broker.received[0].payload == "bye");
+      CHECK(f.broker.closed_reason("splitter") == make_error_code(net_errc::connection_closed));
+      co_await f.stop();
+    };
+    run(f.io, body());
+  }
+}
+
 TEST_CASE("a client gives up connecting after its timeout when no CONNACK comes", "[net]") {
   asio::io_context io;
   // Listening but never accepting: the kernel completes TCP, nobody answers MQTT.
@@ -345,10 +410,12 @@ TEST_CASE("the server's graceful close: queued output is sent, then the client s
     REQUIRE_FALSE(awaited20);
     const auto awaited21 = co_await device.async_publish("hello", "x", mqtt::qos::at_least_once);
     REQUIRE_FALSE(awaited21);
-    // The PUBACK for "bye" is queued before the handler closes: it still arrives.
-    const auto awaited22 = co_await device.async_publish("bye", "x", mqtt::qos::at_least_once);
+    // The PUBACK for "bye" is queued before the handler closes: it still arrives. Both are
+    // awaited together: the end of the stream may arrive with the PUBACK, and be read with it.
+    using namespace asio::experimental::awaitable_operators;
+    const auto [awaited22, awaited23] =
+        co_await (device.async_publish("bye", "x", mqtt::qos::at_least_once) && device.async_wait_closed());
     CHECK_FALSE(awaited22);
-    const auto awaited23 = co_await device.async_wait_closed();
     CHECK(awaited23 == net_errc::connection_closed);
     CHECK(topics == std::vector<std::string>{"echo/hello"});
     const auto awaited24 = co_await eventually([&] { return f.broker.closed_count() == 1; });
