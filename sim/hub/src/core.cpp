@@ -61,6 +61,13 @@ azure_device* hub_core::state::find_device(std::string_view id) {
   return it == azure_devices.end() ? nullptr : &it->second;
 }
 
+connection_state& hub_core::state::add_connection(link& device) {
+  auto& cs = connections[&device];
+  cs = connection_state{};
+  device.core_state = &cs;
+  return cs;
+}
+
 azure_device& hub_core::state::create_device(std::string_view id, time_point now) {
   auto [it, inserted] = azure_devices.try_emplace(std::string(id), std::string(id), now, settings.azure_limits);
   if (inserted && !settings.group_key.empty()) {
@@ -360,12 +367,12 @@ void hub_core::on_unsubscribe(link& device, std::span<const std::string_view> fi
 void hub_core::on_publish(link& device, const mqtt::publish_packet& publish, time_point now) {
   auto& st = *state_;
   st.tick(now);
-  auto it = st.connections.find(&device);
-  if (it == st.connections.end()) return;
+  auto* cs = device.core_state;
+  if (cs == nullptr) return;
   if (st.settings.throttle.any() || st.settings.faults.reported_reorder > 0) {
-    throttled_device_publish(st, device, it->second, publish, now);
+    throttled_device_publish(st, device, *cs, publish, now);
   } else {
-    dispatch_device_publish(st, device, it->second, publish, now);
+    dispatch_device_publish(st, device, *cs, publish, now);
   }
 }
 
@@ -395,6 +402,7 @@ void hub_core::on_disconnect(link& device, time_point now) {
       state_->aws_clients.erase(c);
     }
   }
+  device.core_state = nullptr;
   state_->connections.erase(it);
 }
 
@@ -581,7 +589,10 @@ twin::result<void> hub_core::azure_delete_device(std::string_view device_id, con
   if (it->second.connection != nullptr) {
     link* connection = it->second.connection;
     it->second.connection = nullptr;
-    if (auto c = st.connections.find(connection); c != st.connections.end()) c->second.identity.clear();
+    if (auto c = st.connections.find(connection); c != st.connections.end()) {
+      c->second.identity.clear();
+      c->second.device = nullptr;
+    }
     st.close_by_hub(*connection);
   }
   st.azure_devices.erase(it);

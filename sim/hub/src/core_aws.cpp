@@ -166,8 +166,7 @@ mqtt::connect_return_code aws_connect(hub_core::state& st, link& device, const m
     st.aws_clients.erase(it);
     st.close_taken_over(*old, now);
   }
-  auto& cs = st.connections[&device];
-  cs = connection_state{};
+  auto& cs = st.add_connection(device);
   cs.kind = dialect::aws;
   cs.identity = std::move(identity);
   cs.client_id = std::string(connect.client_id);

@@ -158,11 +158,12 @@ mqtt::connect_return_code azure_connect(hub_core::state& st, link& device, const
     ++st.counters.connections_taken_over;
     link* old = d->connection;
     d->connection = nullptr;
+    if (old->core_state != nullptr) old->core_state->device = nullptr;  // served by identity, if at all
     st.close_taken_over(*old, now);
   }
-  auto& cs = st.connections[&device];
-  cs = connection_state{};
+  auto& cs = st.add_connection(device);
   cs.kind = dialect::azure;
+  cs.device = d;
   cs.identity = std::string(id);
   cs.client_id = std::string(id);
   if (expiry) cs.expiry = st.expiries.emplace(*expiry, &device);
@@ -210,7 +211,7 @@ void azure_device_publish(hub_core::state& st, link& device, connection_state& c
     st.close_by_hub(device);
     return;
   }
-  auto* d = st.find_device(cs.identity);
+  auto* d = st.device_of(cs);
   if (d == nullptr) {  // deleted while connected
     st.close_by_hub(device);
     return;

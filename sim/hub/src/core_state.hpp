@@ -75,6 +75,10 @@ struct connection_state {
   // Fault: when each Azure subscription starts delivering (subscription activation delay),
   // indexed by outbound_kind (twin responses, desired patches, method requests).
   std::array<time_point, 3> azure_active_from{};
+  // Azure: the device's record, while this connection is the device's connection
+  // (azure_device::connection); null once it is not (taken over, the identity deleted), when
+  // the device is searched by `identity` instead.
+  azure_device* device = nullptr;
 };
 
 struct pending_method {
@@ -118,6 +122,7 @@ struct hub_core::state {
   hub_counters counters;
   string_map<azure_device> azure_devices;
   string_map<aws_thing> aws_things;
+  // The records' addresses stay put (node-based): each link points at its own (core_state).
   std::unordered_map<link*, connection_state> connections;
   string_map<link*> aws_clients;  // client id → connection, for takeover
 
@@ -171,6 +176,10 @@ struct hub_core::state {
   }
 
   // ---- helpers shared by the dialects (core.cpp) ----
+  // The record of a connection the hub accepted, new (CONNECT) and pointed to by the link.
+  connection_state& add_connection(link& device);
+  // An Azure connection's device: the record it holds, else by identity; null once deleted.
+  azure_device* device_of(connection_state& cs) { return cs.device != nullptr ? cs.device : find_device(cs.identity); }
   azure_device* find_device(std::string_view id);
   azure_device& create_device(std::string_view id, time_point now);  // with the group-derived key
   void route(std::string_view topic, std::string_view payload, mqtt::qos published_qos);

@@ -358,6 +358,29 @@ TEST_CASE("faults: reported_reorder holds reported writes back so that later one
   CHECK(core.counters().faults_aws_reported_reordered == 1);
 }
 
+// A connection keeps its device's record at hand (connection_state::device) while it is the
+// device's connection. Replaced, and then the identity deleted within the grace, the old
+// connection must find no device: it is closed, not answered from a freed record.
+TEST_CASE("faults: a replaced connection still in its grace whose identity is deleted is closed, not served",
+          "[hub][faults]") {
+  auto settings = open_settings();
+  settings.faults = faults_from(R"({"takeover_grace_ms":500})");
+  hub_core core(settings);
+  const auto d = azure(core, "dev1");
+  fake_link first;
+  fake_link second;
+  azure_up(core, first, d, 0);
+  azure_up(core, second, d, 1);
+  REQUIRE_FALSE(first.closed);
+  REQUIRE(core.azure_delete_device("dev1", {}, at(1.1)));
+  CHECK(second.closed);
+  CHECK_FALSE(first.closed);  // still in its grace
+  core.on_publish(first, pub("$iothub/twin/PATCH/properties/reported/?$rid=3", R"({"n":1})"), at(1.2));
+  CHECK(first.take().empty());
+  CHECK(first.closed);
+  CHECK(core.counters().azure_reported_patches == 0);
+}
+
 TEST_CASE("faults: takeover_grace keeps a replaced connection served for a while, then closes it (C1.8)",
           "[hub][faults]") {
   const auto f = faults_from(R"({"takeover_grace_ms":500})");

@@ -10,6 +10,8 @@
 
 namespace twinfleet::hub {
 
+struct connection_state;  // the hub core's record of a connection (core_state.hpp)
+
 enum class transport_kind { tcp, tls, ws, wss };
 
 // The client certificate a TLS connection presented.
@@ -42,6 +44,11 @@ class link {
   virtual void close() = 0;
 
   [[nodiscard]] virtual const link_info& info() const = 0;
+
+  // The hub core's record of this connection while the core holds one (after an accepted
+  // CONNECT, until hub_core::on_disconnect): a publish then costs no search of the core's
+  // connection table. Set and read by the hub core only.
+  connection_state* core_state = nullptr;
 };
 
 }  // namespace twinfleet::hub
