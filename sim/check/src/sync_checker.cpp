@@ -372,11 +372,25 @@ void sync_checker::desired_applied(std::string_view key, std::int64_t version, d
 
 void sync_checker::reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial,
                                      std::int64_t hub_version, time_point at) {
+  reported_accepted(ref(key), key, session, serial, hub_version, at);
+}
+
+sync_checker::key_ref sync_checker::ref(std::string_view key) {
+  auto& sh = impl_->shard_for(key);
+  std::lock_guard lock(sh.m);
+  key_ref r;
+  r.shard_ = &sh;
+  r.record_ = &sh.keys[std::string(key)];  // a node of the map: its address stays put
+  return r;
+}
+
+void sync_checker::reported_accepted(key_ref ref, std::string_view key, std::uint64_t session, std::uint64_t serial,
+                                     std::int64_t hub_version, time_point at) {
   std::vector<found> out;
   {
-    auto& sh = impl_->shard_for(key);
+    auto& sh = *static_cast<shard*>(ref.shard_);
     std::lock_guard lock(sh.m);
-    auto& x = sh.keys[std::string(key)].more();
+    auto& x = static_cast<key_state*>(ref.record_)->more();
     auto& reported = x.reported;
     const reported_record r{session, serial, hub_version, at};
     const bool in_order = !x.reported_latest || (x.reported_latest->before(r) && r.hub_version > x.reported_max_version);

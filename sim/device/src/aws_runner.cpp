@@ -43,7 +43,7 @@ struct command_request {
 
 struct device_state : detail::device_core {
   device_state(asio::any_io_executor ex, aws_device_run&& r, device_observer& o)
-      : device_core(r.device_profile, r.index, r.seed, r.session.thing_name),
+      : device_core(r.device_profile, r.index, r.slot, r.seed, r.session.thing_name),
         observer(o),
         hub(r.hub),
         transport(std::move(r.transport)),
@@ -98,12 +98,12 @@ asio::awaitable<std::optional<std::int64_t>> report(std::shared_ptr<device_state
   const auto serial = ++s->reported_serial;
   json::object state{{"reported", patch}};
   auto r = co_await s->session.async_update(shadow, state, std::nullopt, s->request_timeout);
-  s->observer.reported(s->id, steady::now() - start, r.has_value());
+  s->observer.reported(s->id, s->observer_slot, steady::now() - start, r.has_value());
   if (!r) co_return std::nullopt;
   for (const auto& [k, v] : patch) s->last_reported[k] = v;
   const auto* version = r->if_contains("version");
   if (version == nullptr || !version->is_int64()) co_return std::nullopt;
-  s->observer.reported_accepted(shadow_key(s->id, shadow), session, serial, version->get_int64());
+  s->observer.reported_accepted(shadow_key(s->id, shadow), device_observer::no_slot, session, serial, version->get_int64());
   co_return version->get_int64();
 }
 

@@ -42,10 +42,11 @@ struct scheduled_report {
 // The profile-driven part of a device: values in force, what it reported, its generators and
 // timers. Both platforms' coroutines keep one.
 struct device_core {
-  device_core(std::shared_ptr<const profile> p, std::uint64_t index, std::uint64_t seed, std::string id);
+  device_core(std::shared_ptr<const profile> p, std::uint64_t index, std::size_t slot, std::uint64_t seed, std::string id);
 
   std::shared_ptr<const profile> device_profile;
   std::uint64_t index;
+  std::size_t observer_slot;  // device_observer's
   std::uint64_t seed;
   std::string id;
   rng random;

@@ -33,8 +33,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <memory>
+#include <new>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -168,7 +171,17 @@ class fleet_observer final : public device::device_observer {
  public:
   fleet_observer(run_stats& stats, convergence_tracker& tracker, check::sync_checker& checker, const key_index& index,
                  std::vector<std::atomic<bool>>& online)
-      : stats_(stats), tracker_(tracker), checker_(checker), index_(index), online_(online) {}
+      : stats_(stats),
+        tracker_(tracker),
+        checker_(checker),
+        index_(index),
+        online_(online),
+        // Zeroed pages the system hands out untouched: an idle device's entry costs no memory.
+        checker_refs_(static_cast<check::sync_checker::key_ref*>(std::calloc(std::max<std::size_t>(1, online.size()),
+                                                                              sizeof(check::sync_checker::key_ref))),
+                      &std::free) {
+    if (!checker_refs_) throw std::bad_alloc();
+  }
 
   void session_started(std::string_view device, std::uint64_t session) override {
     checker_.session_started(device, session, steady::now());
@@ -185,8 +198,16 @@ class fleet_observer final : public device::device_observer {
   void desired_applied_via(std::string_view key, std::int64_t version, device::desired_via via, int) override {
     checker_.desired_applied(key, version, to_delivery(via), steady::now());
   }
-  void reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial, std::int64_t hub_version) override {
-    checker_.reported_accepted(key, session, serial, hub_version, steady::now());
+  void reported_accepted(std::string_view key, std::size_t slot, std::uint64_t session, std::uint64_t serial,
+                         std::int64_t hub_version) override {
+    if (slot >= online_.size()) {
+      checker_.reported_accepted(key, session, serial, hub_version, steady::now());
+      return;
+    }
+    // The device's key record, searched for on its first accepted patch.
+    auto& ref = checker_refs_.get()[slot];
+    if (!ref) ref = checker_.ref(key);
+    checker_.reported_accepted(ref, key, session, serial, hub_version, steady::now());
   }
 
   void connected(std::string_view device, std::chrono::nanoseconds latency) override {
@@ -212,8 +233,12 @@ class fleet_observer final : public device::device_observer {
   void twin_read(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
     if (const auto i = find(device)) stats_.record(*i, op::twin_get, latency, ok);
   }
-  void reported(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
-    if (const auto i = find(device)) stats_.record(*i, op::reported_patch, latency, ok);
+  void reported(std::string_view device, std::size_t slot, std::chrono::nanoseconds latency, bool ok) override {
+    if (slot < online_.size()) {
+      stats_.record(slot, op::reported_patch, latency, ok);
+    } else if (const auto i = find(device)) {
+      stats_.record(*i, op::reported_patch, latency, ok);
+    }
   }
   void subscribed(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
     if (const auto i = find(device)) stats_.record(*i, op::subscribe, latency, ok);
@@ -270,6 +295,9 @@ class fleet_observer final : public device::device_observer {
   check::sync_checker& checker_;
   const key_index& index_;
   std::vector<std::atomic<bool>>& online_;
+  // By device slot (the fleet index; device_observer): its sync checker record, set by the
+  // device's thread on its first accepted patch. Devices report by slot (no search by name).
+  std::unique_ptr<check::sync_checker::key_ref[], decltype(&std::free)> checker_refs_;
   std::atomic<std::uint64_t> connected_{0};
   std::atomic<steady::duration::rep> last_delivery_{0};
   std::atomic<std::uint64_t> peak_{0};
@@ -853,7 +881,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     }
     void twin_read(std::string_view d, std::chrono::nanoseconds l, bool ok) override { to.twin_read(d, l, ok); }
     void subscribed(std::string_view d, std::chrono::nanoseconds l, bool ok) override { to.subscribed(d, l, ok); }
-    void reported(std::string_view d, std::chrono::nanoseconds l, bool ok) override { to.reported(d, l, ok); }
+    void reported(std::string_view d, std::size_t s, std::chrono::nanoseconds l, bool ok) override { to.reported(d, s, l, ok); }
     void desired_received(std::string_view d, std::int64_t v) override { to.desired_received(d, v); }
     void desired_applied(std::string_view d, std::int64_t v, int st) override { to.desired_applied(d, v, st); }
     void desired_stale(std::string_view d, std::int64_t v) override { to.desired_stale(d, v); }
@@ -865,8 +893,8 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     void desired_applied_via(std::string_view k, std::int64_t v, device::desired_via via, int st) override {
       to.desired_applied_via(k, v, via, st);
     }
-    void reported_accepted(std::string_view k, std::uint64_t n, std::uint64_t w, std::int64_t v) override {
-      to.reported_accepted(k, n, w, v);
+    void reported_accepted(std::string_view k, std::size_t s, std::uint64_t n, std::uint64_t w, std::int64_t v) override {
+      to.reported_accepted(k, s, n, w, v);
     }
   };
   // The device coroutine of such a device: both clients, until both have ended. Captureless and
@@ -928,6 +956,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       device::azure_device_run run;
       run.device_profile = fleet[i].profile;
       run.index = fleet[i].entry_index;
+      run.slot = i;
       run.seed = fleet[i].seed;
       run.session.device_id = fleet[i].id;
       spawn(std::move(run), i, &device::run_azure_device, &device::start_azure_device);
@@ -935,6 +964,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       device::aws_device_run run;
       run.device_profile = fleet[i].profile;
       run.index = fleet[i].entry_index;
+      run.slot = i;
       run.seed = fleet[i].seed;
       run.session.thing_name = fleet[i].id;
       run.session.client_id = fleet[i].id;

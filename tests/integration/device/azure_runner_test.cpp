@@ -83,7 +83,7 @@ struct recorder : device::device_observer {
   int telemetry_ok = 0;
   std::vector<std::pair<std::int64_t, int>> applied;
   void connected(std::string_view, std::chrono::nanoseconds) override { ++connects; }
-  void reported(std::string_view, std::chrono::nanoseconds, bool ok) override { reports_ok += ok ? 1 : 0; }
+  void reported(std::string_view, std::size_t, std::chrono::nanoseconds, bool ok) override { reports_ok += ok ? 1 : 0; }
   void telemetry_sent(std::string_view, std::chrono::nanoseconds, bool ok) override { telemetry_ok += ok ? 1 : 0; }
   void desired_applied(std::string_view, std::int64_t v, int status) override { applied.emplace_back(v, status); }
 };

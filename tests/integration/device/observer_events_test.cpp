@@ -68,7 +68,8 @@ struct checker_feed : device::device_observer {
     applied.emplace_back(version, via);
     checker.desired_applied(key, version, to_delivery(via), steady::now());
   }
-  void reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial, std::int64_t hub_version) override {
+  void reported_accepted(std::string_view key, std::size_t, std::uint64_t session, std::uint64_t serial,
+                         std::int64_t hub_version) override {
     reported.emplace_back(serial, hub_version);
     checker.reported_accepted(key, session, serial, hub_version, steady::now());
   }

@@ -174,6 +174,22 @@ class sync_checker {
   // $version, AWS shadow version). Failed writes need no call.
   void reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial, std::int64_t hub_version,
                          time_point at);
+  // A key's record, searched for once (ref()): reported_accepted() given it skips the search by
+  // name each call otherwise makes (a reporting device makes one per patch). Valid for the
+  // checker's life, on any thread. Empty (false) until set.
+  class key_ref {
+   public:
+    [[nodiscard]] explicit operator bool() const noexcept { return record_ != nullptr; }
+
+   private:
+    friend class sync_checker;
+    void* shard_ = nullptr;
+    void* record_ = nullptr;
+  };
+  [[nodiscard]] key_ref ref(std::string_view key);
+  // As above, for the key `ref` refers to (`key`: its name, for the anomalies' examples).
+  void reported_accepted(key_ref ref, std::string_view key, std::uint64_t session, std::uint64_t serial,
+                         std::int64_t hub_version, time_point at);
 
   // The service saw `key` in sync at `version`: a shadow document whose desired state is all
   // mirrored in reported (the engine's observer of AWS shadow documents). Every write up to

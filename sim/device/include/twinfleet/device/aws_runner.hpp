@@ -26,6 +26,7 @@ namespace twinfleet::device {
 struct aws_device_run {
   std::shared_ptr<const profile> device_profile;
   std::uint64_t index = 0;
+  std::size_t slot = device_observer::no_slot;  // the observer's number for it (device_observer)
   std::uint64_t seed = 1;
   backends::aws_device_config session;  // thing name, client id; keep-alive comes from the profile
   std::vector<std::string> shadows{std::string{}};  // "" is the classic shadow

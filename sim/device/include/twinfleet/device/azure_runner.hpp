@@ -39,6 +39,12 @@ enum class desired_via : std::uint8_t { notification, delta, get };
 // operation's start. Default: nothing.
 class device_observer {
  public:
+  // A device's `slot` (azure_device_run::slot, aws_device_run::slot): the observer's own number
+  // for it, handed back with the calls a device makes for every reported patch, so that an
+  // observer keeping per-device records indexes them instead of searching by name.
+  // no_slot when the caller gave none.
+  static constexpr std::size_t no_slot = static_cast<std::size_t>(-1);
+
   virtual ~device_observer() = default;
   virtual void connected(std::string_view /*device*/, std::chrono::nanoseconds /*latency*/) {}
   virtual void connect_failed(std::string_view /*device*/, boost::system::error_code) {}
@@ -47,7 +53,7 @@ class device_observer {
   // The connection's subscriptions granted (Azure: the $iothub topics; AWS: every shadow's and
   // the command topics), from the first SUBSCRIBE sent to the last SUBACK.
   virtual void subscribed(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
-  virtual void reported(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
+  virtual void reported(std::string_view /*device*/, std::size_t /*slot*/, std::chrono::nanoseconds, bool /*ok*/) {}
   // A desired version seen (a notification as it arrives, stale ones included, or a GET's),
   // then applied and acknowledged (called once the reported acknowledgement was accepted by
   // the hub, i.e. when the service can see it) with the acknowledgement's status.
@@ -70,9 +76,10 @@ class device_observer {
   virtual void desired_applied_via(std::string_view /*key*/, std::int64_t /*version*/, desired_via, int /*status*/) {}
   // The hub accepted reported write number `serial` of this device (numbered when sent, in
   // send order, across sessions) sent on `session`, as reported version `hub_version` (Azure
-  // reported $version, AWS shadow version). `key` as for desired versions.
-  virtual void reported_accepted(std::string_view /*key*/, std::uint64_t /*session*/, std::uint64_t /*serial*/,
-                                 std::int64_t /*hub_version*/) {}
+  // reported $version, AWS shadow version). `key` as for desired versions; `slot` the device's
+  // when `key` is the device's id (Azure), no_slot for an AWS shadow's key.
+  virtual void reported_accepted(std::string_view /*key*/, std::size_t /*slot*/, std::uint64_t /*session*/,
+                                 std::uint64_t /*serial*/, std::int64_t /*hub_version*/) {}
 };
 
 // Wakes every device coroutine sleeping on this thread (call it on each device thread, e.g.
@@ -104,6 +111,7 @@ void wake_on_grid_on_this_thread(std::chrono::nanoseconds step) noexcept;
 struct azure_device_run {
   std::shared_ptr<const profile> device_profile;
   std::uint64_t index = 0;   // the {index} of its id
+  std::size_t slot = device_observer::no_slot;  // the observer's number for it (device_observer)
   std::uint64_t seed = 1;    // every random choice of this device
   backends::azure_device_config session;  // device_id, key, host name; keep-alive comes from the profile
   boost::asio::ip::tcp::endpoint hub;
