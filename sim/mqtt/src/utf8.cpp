@@ -1,5 +1,8 @@
 #include <twinfleet/mqtt/codec.hpp>
 
+#include <cstdint>
+#include <cstring>
+
 namespace twinfleet::mqtt {
 
 bool is_valid_mqtt_utf8(std::string_view s) noexcept {
@@ -13,6 +16,15 @@ bool is_valid_mqtt_utf8(std::string_view s) noexcept {
   const auto in_range = [&](std::size_t at, unsigned char lo, unsigned char hi) noexcept {
     return at < n && p[at] >= lo && p[at] <= hi;
   };
+  // Eight ASCII bytes at a time while there are (topics, JSON, ids): no high bit and no zero byte.
+  constexpr std::uint64_t high = 0x8080808080808080ULL;
+  constexpr std::uint64_t low = 0x0101010101010101ULL;
+  while (i + 8 <= n) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if ((w & high) != 0 || ((w - low) & ~w & high) != 0) break;  // a high bit, or a zero byte
+    i += 8;
+  }
   while (i < n) {
     const unsigned char c = p[i];
     if (c < 0x80) {

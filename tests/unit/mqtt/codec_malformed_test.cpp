@@ -148,6 +148,27 @@ TEST_CASE("MQTT UTF-8 validation", "[mqtt][codec]") {
   CHECK_FALSE(is_valid_mqtt_utf8("\xC3\x28"));
 }
 
+TEST_CASE("MQTT UTF-8 validation of long strings: a bad byte anywhere, also inside the 8-byte ASCII steps", "[mqtt][codec]") {
+  // Long ASCII runs are checked eight bytes at a time: a NUL, a stray continuation byte or a
+  // truncated sequence must be found at every offset, and a valid sequence after ASCII passes.
+  for (std::size_t length : {7, 8, 9, 16, 17, 47, 64}) {
+    const std::string ascii(length, 'a');
+    INFO("length " << length);
+    CHECK(is_valid_mqtt_utf8(ascii));
+    CHECK(is_valid_mqtt_utf8(ascii + "\xC3\xA9" + ascii));
+    for (std::size_t at = 0; at < length; ++at) {
+      INFO("at " << at);
+      auto with = [&](std::string_view bad) { return ascii.substr(0, at) + std::string(bad) + ascii.substr(at); };
+      CHECK_FALSE(is_valid_mqtt_utf8(with(std::string_view("\0", 1))));
+      CHECK_FALSE(is_valid_mqtt_utf8(with("\x80")));
+      CHECK_FALSE(is_valid_mqtt_utf8(with("\xC3")));
+      CHECK_FALSE(is_valid_mqtt_utf8(with("\xED\xA0\x80")));
+      CHECK(is_valid_mqtt_utf8(with("\xE2\x82\xAC")));
+      CHECK(is_valid_mqtt_utf8(with("\x7F")));
+    }
+  }
+}
+
 TEST_CASE("PUBLISH topic names may not be empty or hold wildcards", "[mqtt][codec][malformed]") {
   CHECK(decode_error("30 02 00 00") == mqtt_errc::bad_topic);
   CHECK(decode_error("30 05 00 03 61 2F 2B") == mqtt_errc::bad_topic);  // a/+

@@ -27,6 +27,15 @@ TEST_CASE("topic names have no wildcards", "[mqtt][topic]") {
     INFO(invalid);
     CHECK_FALSE(is_valid_topic_name(invalid));
   }
+  // A wildcard anywhere in a long name, as the dialects' topics are.
+  const std::string patch = "$iothub/twin/PATCH/properties/reported/?$rid=139";
+  CHECK(is_valid_topic_name(patch));
+  for (std::size_t at = 0; at <= patch.size(); ++at) {
+    for (const char* wildcard : {"+", "#"}) {
+      INFO(at << " " << wildcard);
+      CHECK_FALSE(is_valid_topic_name(patch.substr(0, at) + wildcard + patch.substr(at)));
+    }
+  }
 }
 
 TEST_CASE("topic matching table", "[mqtt][topic]") {
