@@ -98,7 +98,7 @@ asio::awaitable<std::optional<std::int64_t>> report(std::shared_ptr<device_state
   const auto serial = ++s->reported_serial;
   json::object state{{"reported", patch}};
   auto r = co_await s->session.async_update(shadow, state, std::nullopt, s->request_timeout);
-  s->observer.reported(s->id, s->observer_slot, steady::now() - start, r.has_value());
+  s->observer.reported(s->id, s->observer_slot(), steady::now() - start, r.has_value());
   if (!r) co_return std::nullopt;
   for (const auto& [k, v] : patch) s->last_reported[k] = v;
   const auto* version = r->if_contains("version");

@@ -70,10 +70,10 @@ asio::awaitable<bool> report(std::shared_ptr<device_state> s, json::object patch
   const auto session = s->session_serial;
   const auto serial = ++s->reported_serial;
   auto r = co_await s->session.async_patch_reported(patch, std::nullopt, s->request_timeout);
-  s->observer.reported(s->id, s->observer_slot, steady::now() - start, r.has_value());
+  s->observer.reported(s->id, s->observer_slot(), steady::now() - start, r.has_value());
   if (r) {
     for (const auto& [k, v] : patch) s->last_reported[k] = v;
-    s->observer.reported_accepted(s->id, s->observer_slot, session, serial, *r);
+    s->observer.reported_accepted(s->id, s->observer_slot(), session, serial, *r);
   }
   co_return r.has_value();
 }

@@ -73,7 +73,12 @@ std::uint64_t next_session_serial() noexcept {
 
 device_core::device_core(std::shared_ptr<const profile> prof, std::uint64_t idx, std::size_t sl, std::uint64_t sd,
                          std::string name)
-    : device_profile(std::move(prof)), index(idx), observer_slot(sl), seed(sd), id(std::move(name)), random(sd) {
+    : device_profile(std::move(prof)),
+      index(static_cast<std::uint32_t>(idx)),
+      observer_number(sl == device_observer::no_slot ? std::numeric_limits<std::uint32_t>::max() : static_cast<std::uint32_t>(sl)),
+      seed(sd),
+      id(std::move(name)),
+      random(sd) {
   const auto& pr = p();
   for (std::size_t i = 0; i < pr.reported.size(); ++i) {
     // The first report comes at the device's own point of the first interval.

@@ -200,11 +200,13 @@ class fleet_observer final : public device::device_observer {
   }
   void reported_accepted(std::string_view key, std::size_t slot, std::uint64_t session, std::uint64_t serial,
                          std::int64_t hub_version) override {
-    if (slot >= online_.size()) {
+    // A device's first patch (what it reports on connecting; an idle device sends no other) is
+    // searched for by name: its entry in checker_refs_ stays an untouched page then.
+    if (slot >= online_.size() || serial <= 1) {
       checker_.reported_accepted(key, session, serial, hub_version, steady::now());
       return;
     }
-    // The device's key record, searched for on its first accepted patch.
+    // The device's key record, searched for on its second accepted patch.
     auto& ref = checker_refs_.get()[slot];
     if (!ref) ref = checker_.ref(key);
     checker_.reported_accepted(ref, key, session, serial, hub_version, steady::now());
@@ -296,7 +298,7 @@ class fleet_observer final : public device::device_observer {
   const key_index& index_;
   std::vector<std::atomic<bool>>& online_;
   // By device slot (the fleet index; device_observer): its sync checker record, set by the
-  // device's thread on its first accepted patch. Devices report by slot (no search by name).
+  // device's thread on its second accepted patch. Devices report by slot (no search by name).
   std::unique_ptr<check::sync_checker::key_ref[], decltype(&std::free)> checker_refs_;
   std::atomic<std::uint64_t> connected_{0};
   std::atomic<steady::duration::rep> last_delivery_{0};
