@@ -54,6 +54,23 @@ asio::awaitable<error_code> read_until_closed(tcp::socket& s) {
   }
 }
 
+// A scripted broker's start: accepts one connection into `s`, takes its CONNECT (one read) and
+// answers CONNACK 0.
+asio::awaitable<void> accept_with_connack(tcp::acceptor& a, tcp::socket& s) {
+  s = co_await a.async_accept(asio::use_awaitable);
+  std::array<char, 64> connect{};
+  (void)co_await s.async_read_some(asio::buffer(connect), use_tuple);
+  const std::array<std::uint8_t, 4> connack{0x20, 0x02, 0x00, 0x00};
+  co_await asio::async_write(s, asio::buffer(connack), asio::use_awaitable);
+}
+
+// Runs `work` beside the test's body; an exception in it fails the test.
+void spawn_beside(const asio::any_io_executor& ex, asio::awaitable<void> work) {
+  asio::co_spawn(ex, std::move(work), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+}
+
 // A raw TCP connection to the fixture's listener, with Nagle off (pieces go out as written).
 asio::awaitable<tcp::socket> raw_connection(const fixture& f) {
   tcp::socket raw(co_await asio::this_coro::executor);
@@ -234,18 +251,7 @@ TEST_CASE("keep-alive: a client closes a connection whose broker stops answering
     const auto ex = co_await asio::this_coro::executor;
     tcp::socket mute(ex);
     // A broker that answers CONNACK and then nothing.
-    asio::co_spawn(
-        ex,
-        [](tcp::acceptor& a, tcp::socket& s) -> asio::awaitable<void> {
-          s = co_await a.async_accept(asio::use_awaitable);
-          std::array<char, 64> connect{};
-          (void)co_await s.async_read_some(asio::buffer(connect), use_tuple);
-          const std::array<std::uint8_t, 4> connack{0x20, 0x02, 0x00, 0x00};
-          co_await asio::async_write(s, asio::buffer(connack), asio::use_awaitable);
-        }(acceptor, mute),
-        [](std::exception_ptr e) {
-          if (e) std::rethrow_exception(e);
-        });
+    spawn_beside(ex, accept_with_connack(acceptor, mute));
     client_connection device(ex);
     error_code handler_reason;
     device.set_closed_handler([&](error_code ec) { handler_reason = ec; });
@@ -277,22 +283,13 @@ TEST_CASE("a packet and the end of the stream arriving together: both sides see 
       tcp::socket broker(ex);
       // A broker that answers CONNACK, waits until the client is idle, then sends a PUBLISH
       // and its FIN back to back: the client's thread (this one) cannot read in between.
-      asio::co_spawn(
-          ex,
-          [](tcp::acceptor& a, tcp::socket& s) -> asio::awaitable<void> {
-            s = co_await a.async_accept(asio::use_awaitable);
-            std::array<char, 64> connect{};
-            (void)co_await s.async_read_some(asio::buffer(connect), use_tuple);
-            const std::array<std::uint8_t, 4> connack{0x20, 0x02, 0x00, 0x00};
-            co_await asio::async_write(s, asio::buffer(connack), asio::use_awaitable);
-            co_await sleep(200ms);
-            const std::array<std::uint8_t, 8> publish{0x30, 0x06, 0x00, 0x01, 't', 'b', 'y', 'e'};
-            asio::write(s, asio::buffer(publish));
-            s.shutdown(tcp::socket::shutdown_send);
-          }(acceptor, broker),
-          [](std::exception_ptr e) {
-            if (e) std::rethrow_exception(e);
-          });
+      spawn_beside(ex, [](tcp::acceptor& a, tcp::socket& s) -> asio::awaitable<void> {
+        co_await accept_with_connack(a, s);
+        co_await sleep(200ms);
+        const std::array<std::uint8_t, 8> publish{0x30, 0x06, 0x00, 0x01, 't', 'b', 'y', 'e'};
+        asio::write(s, asio::buffer(publish));
+        s.shutdown(tcp::socket::shutdown_send);
+      }(acceptor, broker));
       client_connection device(ex);
       std::vector<std::string> payloads;
       device.set_message_handler([&](const mqtt::publish_packet& p) { payloads.emplace_back(p.payload); });
