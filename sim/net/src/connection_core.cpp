@@ -324,11 +324,13 @@ void connection_core::pump_writer() {
         close_stream();
         return;
       }
-      if (!ec && n == write_buffer_.size()) {
-        written();
-        continue;
+      if (!ec) {
+        if (n == write_buffer_.size()) {
+          written();
+          continue;
+        }
+        write_buffer_.erase(0, n);
       }
-      if (!ec) write_buffer_.erase(0, n);
     }
     writing_ = true;
     stream_->async_write(asio::buffer(write_buffer_), handler(io_event::write));

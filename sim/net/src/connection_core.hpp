@@ -8,9 +8,9 @@
 // - reading: one read pending at a time; bytes go to the session, events to dispatch(). While
 //   the application has a CONNECT to decide, reading pauses (after_session_change() resumes it).
 //   Over plain TCP, a connection with no partial packet in hand waits for the socket to be
-//   readable without a buffer, then reads into a per-thread scratch buffer: an idle
-//   connection keeps no read buffer, and the wait costs an epoll_ctl where a pending read
-//   cost a speculative recvfrom that found nothing.
+//   readable without a buffer, then reads into a per-thread scratch buffer until the socket
+//   is drained: an idle connection keeps no read buffer, and a wait after a drain costs no
+//   system call at all (readable_wait.hpp).
 // - writing: one write pending at a time, of everything the session has queued; once the
 //   session is closing and its output is sent, the sending side is shut down. Over plain
 //   TCP, output is first written at once (non-blocking); only what the socket does not take
