@@ -11,6 +11,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -27,6 +28,12 @@ constexpr std::string_view filter_methods = "$iothub/methods/POST/#";
 constexpr std::string_view twin_response_prefix = "$iothub/twin/res/";
 constexpr std::string_view desired_prefix = "$iothub/twin/PATCH/properties/desired/";
 constexpr std::string_view method_prefix = "$iothub/methods/POST/";
+// The twin requests' paths; a request's topic adds "?$rid={id}" and maybe "&$version={v}".
+constexpr std::string_view twin_get_path = "$iothub/twin/GET/";
+constexpr std::string_view twin_patch_path = "$iothub/twin/PATCH/properties/reported/";
+constexpr std::size_t request_topic_capacity = 128;
+static_assert(std::max(twin_get_path.size(), twin_patch_path.size()) + std::string_view("?$rid=&$version=").size() + 20 + 20 <=
+              request_topic_capacity);
 
 template <class Int>
 std::optional<Int> parse_number(std::string_view text) {
@@ -239,6 +246,29 @@ struct azure_device_session::impl {
     return e;
   }
 
+  // Publishes request `r`. The topic is built on this stack, not in the coroutine's frame: as
+  // a std::string it cost two allocations per request (the path's copy, then its growth).
+  // `path` is one of the two request paths, whose longest topic fits (static_assert at their
+  // definition); publish() encodes the topic before it returns.
+  error_code publish_request(const detail::pending_request& r, std::string_view path, std::optional<std::int64_t> version,
+                             std::string_view body) {
+    std::array<char, request_topic_capacity> buffer;
+    char* end = buffer.data();
+    const auto put = [&](std::string_view text) {
+      end = std::copy_n(text.begin(), std::min<std::ptrdiff_t>(std::ssize(text), buffer.data() + buffer.size() - end), end);
+    };
+    const auto put_number = [&](auto n) { end = std::to_chars(end, buffer.data() + buffer.size(), n).ptr; };
+    put(path);
+    put("?$rid=");
+    put_number(r.id);
+    if (version) {
+      put("&$version=");
+      put_number(*version);
+    }
+    return connection.publish(std::string_view(buffer.data(), static_cast<std::size_t>(end - buffer.data())), body,
+                              config.request_qos);
+  }
+
   // Sends a twin request and waits for its answer; the caller interprets it.
   asio::awaitable<device_result<detail::pending_request*>> request(detail::pending_request& r, std::string_view path,
                                                                    std::optional<std::int64_t> version,
@@ -247,15 +277,8 @@ struct azure_device_session::impl {
     if (!contains(subscribed, azure_subscription::twin_responses)) {
       co_return detail::local_error(make_error_code(device_errc::not_subscribed));
     }
-    std::string topic(path);
-    topic += "?$rid=";
-    topic += std::to_string(r.id);
-    if (version) {
-      topic += "&$version=";
-      topic += std::to_string(*version);
-    }
     detail::pending_guard guard(pending, r);
-    if (auto ec = connection.publish(topic, body, config.request_qos)) co_return detail::local_error(ec);
+    if (auto ec = publish_request(r, path, version, body)) co_return detail::local_error(ec);
     boost::system::error_code ec;
     if (!r.done) {
       const auto waited = co_await detail::wait_for_answer(r);  // not inside a call: GCC 12's co_await temporaries
@@ -370,7 +393,7 @@ asio::awaitable<device_result<azure_twin_properties>> azure_device_session::asyn
     std::chrono::milliseconds timeout) {
   auto self = impl_;
   detail::pending_request r(self->connection.executor(), self->next_rid++, timeout);
-  auto answered = co_await self->request(r, "$iothub/twin/GET/", std::nullopt, {});
+  auto answered = co_await self->request(r, twin_get_path, std::nullopt, {});
   if (!answered) co_return answered.error();
   // 200 is success; the C SDK also takes 202 (A5).
   if (r.status != 200 && r.status != 202) co_return impl::rejection(r);
@@ -397,7 +420,7 @@ asio::awaitable<device_result<std::int64_t>> azure_device_session::async_patch_r
   auto self = impl_;
   const std::string body = json::serialize(patch);
   detail::pending_request r(self->connection.executor(), self->next_rid++, timeout);
-  auto answered = co_await self->request(r, "$iothub/twin/PATCH/properties/reported/", expected_version, body);
+  auto answered = co_await self->request(r, twin_patch_path, expected_version, body);
   if (!answered) co_return answered.error();
   if (r.status != 204 && r.status != 200) co_return impl::rejection(r);
   if (!r.version) co_return detail::local_error(make_error_code(device_errc::bad_response));
