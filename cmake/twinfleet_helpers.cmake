@@ -12,11 +12,11 @@ target_compile_definitions(twinfleet_options INTERFACE BOOST_ALLOW_DEPRECATED_HE
 
 # Asio keeps freed coroutine frames and handler blocks per thread for reuse, 2 of each kind by
 # default. A reported patch holds five frames, and a thread ends and starts tens of patches in
-# one batch, so nearly every frame went through malloc. 64 took the run's CPU per patch down
-# ~1.2 µs (5 %); 256 did no better. The price is memory, +~100 B per idle device
-# (bench/README.md, stop 17): a kept block is reused for anything it fits, so what an idle
-# device holds (its timer's wait) may sit in a larger block. The value sizes a structure that
-# every translation unit including Asio must agree on, so it is set for the whole tree.
+# one batch, so two kept blocks overflow and the frames went to malloc. 64 took the run's CPU
+# per patch down ~1.2 µs (5 %); 256 did no better. The price is memory, +~100 B per idle
+# device (bench/README.md, stop 17): a kept block is reused for anything it fits, so what an
+# idle device holds (its timer's wait) may sit in a larger block. The value sizes a structure
+# that every translation unit including Asio must agree on, so it is set for the whole tree.
 add_compile_definitions(BOOST_ASIO_RECYCLING_ALLOCATOR_CACHE_SIZE=64)
 
 # twinfleet_add_module(NAME SOURCES ... DEPS ...)
