@@ -210,6 +210,11 @@ struct sync_checker::impl {
   }
   double rel(time_point t) const { return std::chrono::duration<double>(t - options.run_start).count(); }
 
+  // A reported write accepted, for `record`, whose shard `held` locks: checks it against the
+  // writes before, records it, and reports what it found once the lock is released.
+  void reported_accepted(std::unique_lock<std::mutex> held, key_state& record, std::string_view key, std::uint64_t session,
+                         std::uint64_t serial, std::int64_t hub_version, time_point at);
+
   // Records anomalies found online; called with no shard lock held.
   void report(std::vector<found>& list) {
     for (auto& f : list) {
@@ -370,9 +375,50 @@ void sync_checker::desired_applied(std::string_view key, std::int64_t version, d
   impl_->report(out);
 }
 
+void sync_checker::impl::reported_accepted(std::unique_lock<std::mutex> held, key_state& record, std::string_view key,
+                                           std::uint64_t session, std::uint64_t serial, std::int64_t hub_version,
+                                           time_point at) {
+  std::vector<found> out;
+  auto& x = record.more();
+  auto& reported = x.reported;
+  const reported_record r{session, serial, hub_version, at};
+  const bool in_order = !x.reported_latest || (x.reported_latest->before(r) && r.hub_version > x.reported_max_version);
+  for (const auto& e : in_order ? std::span<const reported_record>() : std::span<const reported_record>(reported)) {
+    // An inversion: the write sent first (or from the older session) holds the higher
+    // version, so the hub applied it last and its values replaced the newer ones.
+    const bool r_stale = r.before(e) && r.hub_version > e.hub_version;
+    const bool e_stale = e.before(r) && e.hub_version > r.hub_version;
+    if (!r_stale && !e_stale) continue;
+    const auto& older = r_stale ? r : e;
+    const auto& newer = r_stale ? e : r;
+    std::string detail = "reported write #" + std::to_string(older.serial) + " of session " + std::to_string(older.session) +
+                         " was accepted as version " + std::to_string(older.hub_version) + " after write #" +
+                         std::to_string(newer.serial) + " of " +
+                         (older.session == newer.session ? std::string("the same session")
+                                                         : "newer session " + std::to_string(newer.session)) +
+                         " (version " + std::to_string(newer.hub_version) + ")";
+    out.push_back({anomaly_kind::reported_overwrite,
+                   {std::string(key), {newer.hub_version, older.hub_version}, rel(at), std::move(detail)}});
+    break;
+  }
+  if (reported.size() < reported_window) {
+    reported.push_back(r);
+  } else {
+    reported[x.reported_next] = r;
+    x.reported_next = (x.reported_next + 1) % reported_window;
+  }
+  if (!x.reported_latest || x.reported_latest->before(r)) x.reported_latest = r;
+  x.reported_max_version = std::max(x.reported_max_version, r.hub_version);
+  held.unlock();
+  report(out);
+}
+
 void sync_checker::reported_accepted(std::string_view key, std::uint64_t session, std::uint64_t serial,
                                      std::int64_t hub_version, time_point at) {
-  reported_accepted(ref(key), key, session, serial, hub_version, at);
+  auto& sh = impl_->shard_for(key);
+  std::unique_lock lock(sh.m);
+  auto& record = sh.keys[std::string(key)];
+  impl_->reported_accepted(std::move(lock), record, key, session, serial, hub_version, at);
 }
 
 sync_checker::key_ref sync_checker::ref(std::string_view key) {
@@ -386,42 +432,8 @@ sync_checker::key_ref sync_checker::ref(std::string_view key) {
 
 void sync_checker::reported_accepted(key_ref ref, std::string_view key, std::uint64_t session, std::uint64_t serial,
                                      std::int64_t hub_version, time_point at) {
-  std::vector<found> out;
-  {
-    auto& sh = *static_cast<shard*>(ref.shard_);
-    std::lock_guard lock(sh.m);
-    auto& x = static_cast<key_state*>(ref.record_)->more();
-    auto& reported = x.reported;
-    const reported_record r{session, serial, hub_version, at};
-    const bool in_order = !x.reported_latest || (x.reported_latest->before(r) && r.hub_version > x.reported_max_version);
-    for (const auto& e : in_order ? std::span<const reported_record>() : std::span<const reported_record>(reported)) {
-      // An inversion: the write sent first (or from the older session) holds the higher
-      // version, so the hub applied it last and its values replaced the newer ones.
-      const bool r_stale = r.before(e) && r.hub_version > e.hub_version;
-      const bool e_stale = e.before(r) && e.hub_version > r.hub_version;
-      if (!r_stale && !e_stale) continue;
-      const auto& older = r_stale ? r : e;
-      const auto& newer = r_stale ? e : r;
-      std::string detail = "reported write #" + std::to_string(older.serial) + " of session " + std::to_string(older.session) +
-                           " was accepted as version " + std::to_string(older.hub_version) + " after write #" +
-                           std::to_string(newer.serial) + " of " +
-                           (older.session == newer.session ? std::string("the same session")
-                                                           : "newer session " + std::to_string(newer.session)) +
-                           " (version " + std::to_string(newer.hub_version) + ")";
-      out.push_back({anomaly_kind::reported_overwrite,
-                     {std::string(key), {newer.hub_version, older.hub_version}, impl_->rel(at), std::move(detail)}});
-      break;
-    }
-    if (reported.size() < reported_window) {
-      reported.push_back(r);
-    } else {
-      reported[x.reported_next] = r;
-      x.reported_next = (x.reported_next + 1) % reported_window;
-    }
-    if (!x.reported_latest || x.reported_latest->before(r)) x.reported_latest = r;
-    x.reported_max_version = std::max(x.reported_max_version, r.hub_version);
-  }
-  impl_->report(out);
+  std::unique_lock lock(static_cast<shard*>(ref.shard_)->m);
+  impl_->reported_accepted(std::move(lock), *static_cast<key_state*>(ref.record_), key, session, serial, hub_version, at);
 }
 
 void sync_checker::audit(std::string_view key, const json::object& desired, const json::object& reported,
