@@ -28,11 +28,14 @@ constexpr std::string_view filter_methods = "$iothub/methods/POST/#";
 constexpr std::string_view twin_response_prefix = "$iothub/twin/res/";
 constexpr std::string_view desired_prefix = "$iothub/twin/PATCH/properties/desired/";
 constexpr std::string_view method_prefix = "$iothub/methods/POST/";
-// The twin requests' paths; a request's topic adds "?$rid={id}" and maybe "&$version={v}".
+// The twin requests' paths; a request's topic adds "?$rid={id}" and maybe "&$version={v}"
+// (each number at most 20 characters).
 constexpr std::string_view twin_get_path = "$iothub/twin/GET/";
 constexpr std::string_view twin_patch_path = "$iothub/twin/PATCH/properties/reported/";
+constexpr std::string_view rid_query = "?$rid=";
+constexpr std::string_view version_query = "&$version=";
 constexpr std::size_t request_topic_capacity = 128;
-static_assert(std::max(twin_get_path.size(), twin_patch_path.size()) + std::string_view("?$rid=&$version=").size() + 20 + 20 <=
+static_assert(std::max(twin_get_path.size(), twin_patch_path.size()) + rid_query.size() + 20 + version_query.size() + 20 <=
               request_topic_capacity);
 
 template <class Int>
@@ -259,10 +262,10 @@ struct azure_device_session::impl {
     };
     const auto put_number = [&](auto n) { end = std::to_chars(end, buffer.data() + buffer.size(), n).ptr; };
     put(path);
-    put("?$rid=");
+    put(rid_query);
     put_number(r.id);
     if (version) {
-      put("&$version=");
+      put(version_query);
       put_number(*version);
     }
     return connection.publish(std::string_view(buffer.data(), static_cast<std::size_t>(end - buffer.data())), body,
