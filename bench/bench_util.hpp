@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -14,6 +15,16 @@ namespace twinfleet::bench {
 template <class T>
 inline void keep(const T& value) {
   asm volatile("" : : "g"(&value) : "memory");
+}
+
+// The median of samples; NaN values (a figure that could not be taken) are left out, NaN when
+// nothing else is left, 0 for no samples. An even count gives the mean of the middle two.
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 struct sample_set {

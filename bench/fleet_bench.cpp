@@ -55,6 +55,7 @@
 // probe's slot arithmetic (bench/cpu_probe.hpp), and exits.
 #include <boost/json.hpp>
 
+#include "bench_util.hpp"
 #include "cpu_probe.hpp"
 #include "loopback_probe.hpp"
 #include "prom_histogram.hpp"
@@ -92,6 +93,7 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 using twinfleet::bench::cpu_seconds;
+using twinfleet::bench::median;
 using twinfleet::bench::histogram_quantile;
 using twinfleet::bench::parse_prom_histogram;
 using twinfleet::bench::prom_histogram;
@@ -603,15 +605,6 @@ sdk_sample run_sdk(const options& o, const hub_process& hub, const fs::path& wor
 }
 
 // ---- output ------------------------------------------------------------------------------------
-
-// NaN values (a figure that could not be taken) are left out; NaN when nothing else is left.
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 double json_num(const json::object& o, std::initializer_list<const char*> path) {
   const json::value* v = nullptr;

@@ -16,6 +16,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bench_util.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -26,6 +28,8 @@
 #include <vector>
 
 namespace {
+
+using twinfleet::bench::median;
 
 double cpu_seconds() {
   rusage u{};
@@ -72,11 +76,6 @@ bool ping_pong(int a, int b, int round_trips, sample& out) {
   out.rtt_us = std::chrono::duration<double, std::micro>(t1 - t0).count() / round_trips;
   out.cpu_us = 1e6 * (c1 - c0) / round_trips;
   return ok && pinned;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
