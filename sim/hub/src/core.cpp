@@ -104,9 +104,7 @@ void hub_core::state::route(std::string_view topic, std::string_view payload, mq
   if (auto it = exact_subscriptions.find(topic); it != exact_subscriptions.end()) {
     for (const auto& s : it->second) consider(s);
   }
-  for (const auto& [filter, s] : wildcard_subscriptions) {
-    if (mqtt::topic_matches(filter, topic)) consider(s);
-  }
+  wildcard_subscriptions.match(topic, [&](const subscriber& s) { consider(s); });
   for (const auto& t : targets) {
     send(*t.connection, topic, payload, std::min(t.qos, published_qos));
     ++counters.aws_messages_routed;
@@ -118,7 +116,7 @@ void hub_core::state::add_subscription(link& connection, connection_state& cs, s
   remove_subscription(connection, cs, filter);  // a repeated SUBSCRIBE replaces it (MQTT 3.1.1 3.8.4)
   cs.filters.emplace_back(std::string(filter), qos);
   if (filter.find_first_of("+#") != std::string_view::npos) {
-    wildcard_subscriptions.emplace_back(std::string(filter), subscriber{&connection, qos});
+    wildcard_subscriptions.insert(filter, subscriber{&connection, qos});
   } else {
     exact_subscriptions[std::string(filter)].push_back(subscriber{&connection, qos});
   }
@@ -130,8 +128,9 @@ void hub_core::state::remove_subscription(link& connection, connection_state& cs
     std::erase_if(it->second, [&](const subscriber& s) { return s.connection == &connection; });
     if (it->second.empty()) exact_subscriptions.erase(it);
   }
-  std::erase_if(wildcard_subscriptions,
-                [&](const auto& p) { return p.second.connection == &connection && p.first == filter; });
+  if (filter.find_first_of("+#") != std::string_view::npos) {
+    wildcard_subscriptions.erase_if(filter, [&](const subscriber& s) { return s.connection == &connection; });
+  }
 }
 
 auth::sigv4_verify_options hub_core::state::sigv4_options() const {
@@ -337,9 +336,7 @@ std::vector<mqtt::suback_code> hub_core::on_subscribe(link& device, std::span<co
       if (auto e = st.exact_subscriptions.find(filter); e != st.exact_subscriptions.end()) {
         for (auto& s : e->second) stamp(s);
       }
-      for (auto& [f, s] : st.wildcard_subscriptions) {
-        if (f == filter) stamp(s);
-      }
+      st.wildcard_subscriptions.for_filter(filter, stamp);
     }
   }
   return codes;

@@ -4,6 +4,7 @@
 
 #include <twinfleet/auth/sigv4.hpp>
 #include <twinfleet/hub/core.hpp>
+#include <twinfleet/mqtt/subscription_tree.hpp>
 
 #include <array>
 #include <deque>
@@ -126,9 +127,10 @@ struct hub_core::state {
   std::unordered_map<link*, connection_state> connections;
   string_map<link*> aws_clients;  // client id → connection, for takeover
 
-  // AWS routing: exact filters by topic, wildcard filters scanned.
+  // AWS routing: exact filters by topic, wildcard filters in a tree of levels (a scan of them
+  // cost each message one match per AWS thing subscribed to its commands).
   string_map<std::vector<subscriber>> exact_subscriptions;
-  std::vector<std::pair<std::string, subscriber>> wildcard_subscriptions;
+  mqtt::subscription_tree<subscriber> wildcard_subscriptions;
 
   // Direct methods waiting for the device, by request id, and their deadlines.
   string_map<pending_method> methods;
