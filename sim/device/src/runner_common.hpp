@@ -291,6 +291,7 @@ boost::asio::awaitable<void> connect_and_sync(std::shared_ptr<State> s) {
         s->lost = false;
         if (co_await life.synchronise(s, !s->first_connect)) {
           s->first_connect = false;
+          s->observer.synchronised(s->id);
           co_return;
         }
         s->session.abort();

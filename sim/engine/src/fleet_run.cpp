@@ -170,12 +170,13 @@ check::delivery to_delivery(device::desired_via via) {
 class fleet_observer final : public device::device_observer {
  public:
   fleet_observer(run_stats& stats, convergence_tracker& tracker, check::sync_checker& checker, const key_index& index,
-                 std::vector<std::atomic<bool>>& online)
+                 std::vector<std::atomic<bool>>& online, std::vector<std::atomic<bool>>& in_service)
       : stats_(stats),
         tracker_(tracker),
         checker_(checker),
         index_(index),
         online_(online),
+        in_service_(in_service),
         // Zeroed pages the system hands out untouched: an idle device's entry costs no memory.
         checker_refs_(static_cast<check::sync_checker::key_ref*>(std::calloc(std::max<std::size_t>(1, online.size()),
                                                                               sizeof(check::sync_checker::key_ref))),
@@ -245,6 +246,9 @@ class fleet_observer final : public device::device_observer {
   void subscribed(std::string_view device, std::chrono::nanoseconds latency, bool ok) override {
     if (const auto i = find(device)) stats_.record(*i, op::subscribe, latency, ok);
   }
+  void synchronised(std::string_view device) override {
+    if (const auto i = find(device)) in_service_[*i].store(true);
+  }
   void desired_applied(std::string_view key, std::int64_t version, int) override {
     const auto i = find(key);
     if (!i) return;
@@ -287,6 +291,7 @@ class fleet_observer final : public device::device_observer {
     if (const auto i = find(device)) set_offline(*i);
   }
   void set_offline(std::size_t i) {
+    in_service_[i].store(false);
     if (online_[i].exchange(false)) {
       --connected_;
       stats_.connection(i, false);
@@ -297,6 +302,7 @@ class fleet_observer final : public device::device_observer {
   check::sync_checker& checker_;
   const key_index& index_;
   std::vector<std::atomic<bool>>& online_;
+  std::vector<std::atomic<bool>>& in_service_;  // synchronised since it last connected
   // By device slot (the fleet index; device_observer): its sync checker record, set by the
   // device's thread on its second accepted patch. Devices report by slot (no search by name).
   std::unique_ptr<check::sync_checker::key_ref[], decltype(&std::free)> checker_refs_;
@@ -429,6 +435,7 @@ struct backend_context {
   const scenario::scenario& s;
   const std::vector<scenario::device_spec>& devices;
   std::vector<std::atomic<bool>>& online;
+  std::vector<std::atomic<bool>>& in_service;  // connected and synchronised (device_observer::synchronised)
   run_stats& stats;
   convergence_tracker& tracker;
   check::sync_checker& checker;
@@ -440,11 +447,14 @@ struct backend_context {
 
   bool running() const { return steady::now() < end && !(stop && stop->load()); }
 
-  // A connected device of the fleet that `accept` takes, tried a few times at random.
-  const scenario::device_spec* pick(const std::function<bool(const scenario::device_spec&)>& accept) {
+  // A connected device of the fleet that `accept` takes, tried a few times at random; with
+  // `synchronised`, only one that has also subscribed and read its twin since it connected.
+  const scenario::device_spec* pick(const std::function<bool(const scenario::device_spec&)>& accept,
+                                    bool synchronised = false) {
     for (int attempt = 0; attempt < 16; ++attempt) {
       const auto i = random.below(devices.size());
-      if (online[i].load() && accept(devices[i])) return &devices[i];
+      const bool up = synchronised ? in_service[i].load() : online[i].load();
+      if (up && accept(devices[i])) return &devices[i];
     }
     return nullptr;
   }
@@ -567,7 +577,8 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
             if (has_any(load.names, c.name)) return true;
           }
           return false;
-        });
+        }, true);  // methods and commands go to devices in service: an AWS command published
+                   // before the device subscribed is lost, and its call times out (10 s)
         if (d == nullptr) continue;
         std::vector<const device::command*> cmds;
         for (const auto& c : d->profile->commands) {
@@ -781,7 +792,8 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     }
   }
   std::vector<std::atomic<bool>> online(fleet.size());
-  fleet_observer observer(stats, tracker, checker, index, online);
+  std::vector<std::atomic<bool>> in_service(fleet.size());
+  fleet_observer observer(stats, tracker, checker, index, online, in_service);
   // ---- the AWS back end's observer of shadow documents: started before the devices ----
   // AWS convergence is the device's acknowledgement seen by the service (issue 5): a Paho
   // connection subscribed to every shadow's /update/documents tells the tracker, on hub_io,
@@ -982,7 +994,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     asio::post(rt.executor_for(i), [&start_one, i] { start_one(i); });
   }
 
-  backend_context ctx{svc, target.embedded.get(), s, fleet, online, stats, tracker, checker, start, end, stop,
+  backend_context ctx{svc, target.embedded.get(), s, fleet, online, in_service, stats, tracker, checker, start, end, stop,
                       device::rng(device::mix_seed(s.seed, 7 + options.shard_index)), static_cast<double>(shards)};
   for (auto kind : {load_kind::desired_writes, load_kind::method_calls, load_kind::twin_reads}) {
     asio::co_spawn(hub_io, drive(ctx, kind), asio::detached);

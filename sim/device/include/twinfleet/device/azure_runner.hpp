@@ -53,6 +53,10 @@ class device_observer {
   // The connection's subscriptions granted (Azure: the $iothub topics; AWS: every shadow's and
   // the command topics), from the first SUBSCRIBE sent to the last SUBACK.
   virtual void subscribed(std::string_view /*device*/, std::chrono::nanoseconds, bool /*ok*/) {}
+  // The connection is in service: subscribed, its twin or shadows read, its reports of the
+  // connection sent. A method or command sent before this may find it not yet subscribed (an
+  // AWS command is then lost: nothing tells the sender).
+  virtual void synchronised(std::string_view /*device*/) {}
   virtual void reported(std::string_view /*device*/, std::size_t /*slot*/, std::chrono::nanoseconds, bool /*ok*/) {}
   // A desired version seen (a notification as it arrives, stale ones included, or a GET's),
   // then applied and acknowledged (called once the reported acknowledgement was accepted by
