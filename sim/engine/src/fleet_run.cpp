@@ -571,14 +571,15 @@ asio::awaitable<void> drive(backend_context& ctx, load_kind kind) {
         asio::co_spawn(co_await asio::this_coro::executor,
                        write_op(ctx, d, shadow, std::move(desired), intended), asio::detached);
       } else {
+        // To devices in service only: an AWS command published before the device's command
+        // subscription delivers is lost, and its call times out (10 s).
         const auto* d = ctx.pick([&](const scenario::device_spec& candidate) {
           if (candidate.via == scenario::dialect::aws && ctx.svc.aws_commands == nullptr) return false;
           for (const auto& c : candidate.profile->commands) {
             if (has_any(load.names, c.name)) return true;
           }
           return false;
-        }, true);  // methods and commands go to devices in service: an AWS command published
-                   // before the device subscribed is lost, and its call times out (10 s)
+        }, true);
         if (d == nullptr) continue;
         std::vector<const device::command*> cmds;
         for (const auto& c : d->profile->commands) {
