@@ -329,10 +329,13 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
     s->session.abort();
     co_return true;
   }
-  while (!s->commands.empty()) {
-    asio::co_spawn(s->wake.get_executor(), answer_command(s, std::move(s->commands.front())), asio::detached);
-    s->commands.pop_front();
-  }
+  const auto answer_commands = [&s] {
+    while (!s->commands.empty()) {
+      asio::co_spawn(s->wake.get_executor(), answer_command(s, std::move(s->commands.front())), asio::detached);
+      s->commands.pop_front();
+    }
+  };
+  answer_commands();
   for (auto& sh : s->shadows) {
     while (!sh.inbox.empty()) {
       auto d = std::move(sh.inbox.front());
@@ -343,7 +346,7 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
         s->observer.desired_stale(sh.key, d.version);
         continue;
       }
-      co_await detail::wait_apply_delay(*s, d.state);
+      co_await detail::wait_apply_delay(*s, d.state, answer_commands);
       co_await apply(s, sh, d.state, d.version, desired_via::delta);
     }
   }

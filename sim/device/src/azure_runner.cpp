@@ -276,6 +276,13 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
     s->session.abort();
     co_return true;
   }
+  const auto answer_methods = [&s] {
+    while (!s->methods.empty()) {
+      asio::co_spawn(s->wake.get_executor(), answer_method(s, std::move(s->methods.front())), asio::detached);
+      s->methods.pop_front();
+    }
+  };
+  answer_methods();
   while (!s->inbox.empty()) {
     auto n = std::move(s->inbox.front());
     s->inbox.pop_front();
@@ -284,7 +291,7 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
       s->observer.desired_stale(s->id, n.version);
       continue;
     }
-    co_await detail::wait_apply_delay(*s, n.patch);
+    co_await detail::wait_apply_delay(*s, n.patch, answer_methods);
     auto [acks, status] = apply_desired(*s, n.patch, n.version);
     (void)co_await send_report(s, std::move(acks));
     // Acknowledged: the service can see it now (convergence is measured to here).
@@ -296,10 +303,7 @@ asio::awaitable<bool> step(std::shared_ptr<device_state> s) {
     co_await resync(s);
     co_return true;
   }
-  while (!s->methods.empty()) {
-    asio::co_spawn(s->wake.get_executor(), answer_method(s, std::move(s->methods.front())), asio::detached);
-    s->methods.pop_front();
-  }
+  answer_methods();
   auto due_patch = s->due_reports(steady::now());
   if (!due_patch.empty()) (void)co_await send_report(s, std::move(due_patch));
   for (std::size_t m = 0; m < p.telemetry.size(); ++m) {
