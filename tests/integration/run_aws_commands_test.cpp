@@ -9,10 +9,33 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 using twinfleet::test::run_program;
 using twinfleet::test::temp_dir;
+
+namespace {
+
+struct finished_run {
+  std::string out;             // what it printed
+  boost::json::value summary;  // its summary.json
+};
+
+// `twinfleet run SCENARIO --report DIR ARGS...`, which must succeed.
+finished_run run_scenario(const std::filesystem::path& scenario, const std::filesystem::path& report,
+                          std::vector<std::string> args = {}) {
+  args.insert(args.begin(), {"run", scenario.string(), "--report", report.string()});
+  const auto r = run_program(TWINFLEET_CLI, args, 90s);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::ifstream in(report / "summary.json");
+  REQUIRE(in);
+  return {r.out, boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}))};
+}
+
+}  // namespace
 
 TEST_CASE("twinfleet run: method calls on an AWS fleet are answered through the command topics",
           "[cli][run][aws][commands][integration]") {
@@ -27,13 +50,7 @@ TEST_CASE("twinfleet run: method calls on an AWS fleet are answered through the 
                           << "phases:\n"
                           << "  - name: steady\n    duration: 4s\n"
                           << "    backend: { method_calls: { rate: 10/s, methods: [get_max_min_report] } }\n";
-  const auto report = dir.path() / "report";
-  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--threads", "1", "--report", report.string()}, 60s);
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-  std::ifstream in(report / "summary.json");
-  REQUIRE(in);
-  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  const auto summary = run_scenario(scenario, dir.path() / "report", {"--threads", "1"}).summary;
   const auto& operations = summary.at("operations").as_object();
   REQUIRE(operations.contains("method"));
   // ~10/s over 4 s, less the first moments before devices are online.
@@ -64,15 +81,9 @@ TEST_CASE("twinfleet run: commands go to AWS devices in service, not to ones sti
                           << "faults:\n"
                           << "  - { at: 0s, hub: { subscription_activation_delay_ms: 2000 } }\n"
                           << "  - { at: 1s, hub: { subscription_activation_delay_ms: 0 } }\n";
-  const auto report = dir.path() / "report";
-  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--report", report.string()}, 60s);
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(r.out.find("fault: hub knobs changed") != std::string::npos);
-  std::ifstream in(report / "summary.json");
-  REQUIRE(in);
-  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
-  const auto& method = summary.at("operations").at("method");
+  const auto run = run_scenario(scenario, dir.path() / "report");
+  CHECK(run.out.find("fault: hub knobs changed") != std::string::npos);
+  const auto& method = run.summary.at("operations").at("method");
   // 40/s over 6 s, less the first second (nobody in service before the second half of the
   // fleet connects without the delay) and the held-back devices' wait.
   CHECK(method.at("count").to_number<std::int64_t>() >= 120);
@@ -103,13 +114,7 @@ TEST_CASE("twinfleet run: methods and commands are answered while the device app
                           << "    backend:\n"
                           << "      desired_writes: { rate: 3/s, properties: [level] }\n"
                           << "      method_calls: { rate: 10/s, methods: [ping] }\n";
-  const auto report = dir.path() / "report";
-  const auto r = run_program(TWINFLEET_CLI, {"run", scenario.string(), "--report", report.string()}, 90s);
-  INFO("stdout: " << r.out << "\nstderr: " << r.err);
-  REQUIRE(r.exit_code == 0);
-  std::ifstream in(report / "summary.json");
-  REQUIRE(in);
-  const auto summary = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  const auto summary = run_scenario(scenario, dir.path() / "report").summary;
   const auto& operations = summary.at("operations").as_object();
   // Azure writes and AWS shadow updates: each device applies one every ~2 s, for 2 s.
   REQUIRE(operations.at("desired_write").at("count").to_number<std::int64_t>() +
