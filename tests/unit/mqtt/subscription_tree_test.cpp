@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -88,7 +89,10 @@ TEST_CASE("subscription tree: random filters match as topic_matches says, before
     std::string t;
     while (t.empty()) {  // one empty level is no topic name
       const std::size_t levels = 1 + pick(4);
-      for (std::size_t i = 0; i < levels; ++i) t += (i ? "/" : "") + names[pick(names.size())];
+      for (std::size_t i = 0; i < levels; ++i) {
+        if (i > 0) t += '/';
+        t += names[pick(names.size())];
+      }
     }
     return t;
   };
@@ -98,9 +102,10 @@ TEST_CASE("subscription tree: random filters match as topic_matches says, before
       const std::size_t levels = 1 + pick(4);
       for (std::size_t i = 0; i < levels; ++i) {
         const std::size_t k = pick(names.size() + 2);
-        std::string level = k < names.size() ? names[k] : "+";
-        if (k == names.size() + 1) level = i + 1 == levels ? "#" : "+";  // '#' only last
-        f += (i ? "/" : "") + level;
+        std::string_view level = k < names.size() ? std::string_view(names[k]) : "+";
+        if (k == names.size() + 1 && i + 1 == levels) level = "#";  // '#' only last
+        if (i > 0) f += '/';
+        f += level;
       }
     }
     return f;

@@ -27,23 +27,7 @@ class subscription_tree {
  public:
   // Adds `value` under `filter`.
   void insert(std::string_view filter, T value) {
-    node* n = &root_;
-    std::string_view rest = filter;
-    for (;;) {
-      const auto [level, next] = split(rest);
-      if (level == "#") {
-        n->multi.push_back(std::move(value));
-        break;
-      }
-      auto it = n->children.find(level);
-      if (it == n->children.end()) it = n->children.emplace(std::string(level), std::make_unique<node>()).first;
-      n = it->second.get();
-      if (!next) {
-        n->values.push_back(std::move(value));
-        break;
-      }
-      rest = *next;
-    }
+    values_of(filter, true)->push_back(std::move(value));
     ++size_;
   }
 
@@ -59,22 +43,8 @@ class subscription_tree {
   // Calls f(T&) for each value under `filter` (exactly that filter, not the ones matching it).
   template <class F>
   void for_filter(std::string_view filter, F f) {
-    node* n = &root_;
-    std::string_view rest = filter;
-    for (;;) {
-      const auto [level, next] = split(rest);
-      if (level == "#") {
-        for (auto& v : n->multi) f(v);
-        return;
-      }
-      auto it = n->children.find(level);
-      if (it == n->children.end()) return;
-      n = it->second.get();
-      if (!next) {
-        for (auto& v : n->values) f(v);
-        return;
-      }
-      rest = *next;
+    if (auto* values = values_of(filter, false)) {
+      for (auto& v : *values) f(v);
     }
   }
 
@@ -112,6 +82,25 @@ class subscription_tree {
     const auto slash = s.find('/');
     if (slash == std::string_view::npos) return {s, std::nullopt};
     return {s.substr(0, slash), s.substr(slash + 1)};
+  }
+
+  // Where the values of `filter` are kept: the node of its last level, or for a filter ending
+  // in '#' the multi-level list of the node above. With `create`, the missing nodes are made;
+  // without, null when the filter has no node.
+  std::vector<T>* values_of(std::string_view filter, bool create) {
+    node* n = &root_;
+    for (std::string_view rest = filter;;) {
+      const auto [level, next] = split(rest);
+      if (level == "#") return &n->multi;
+      auto it = n->children.find(level);
+      if (it == n->children.end()) {
+        if (!create) return nullptr;
+        it = n->children.emplace(std::string(level), std::make_unique<node>()).first;
+      }
+      n = it->second.get();
+      if (!next) return &n->values;
+      rest = *next;
+    }
   }
 
   // `rest` holds the levels not yet consumed; `root_dollar` is true only at the root of a '$'
