@@ -52,12 +52,15 @@ const rate_limit& limit_of(const throttle_settings& t, throttle_class c) {
     case throttle_class::aws_shadow_per_thing: return t.aws_shadow_per_thing;
     case throttle_class::aws_shadow_account: return t.aws_shadow_account;
     case throttle_class::aws_connects: return t.aws_connects;
+    case throttle_class::aws_connection_deliveries: return t.aws_connection_deliveries;
   }
   return t.azure_connects;
 }
 
 bool applies(const throttle_settings& t, throttle_class c) {
-  if (c == throttle_class::aws_shadow_per_thing && !t.aws_enabled) return false;
+  if ((c == throttle_class::aws_shadow_per_thing || c == throttle_class::aws_connection_deliveries) && !t.aws_enabled) {
+    return false;
+  }
   return limit_of(t, c).limited();
 }
 
@@ -103,6 +106,7 @@ std::string_view to_string(throttle_class c) noexcept {
     case throttle_class::aws_shadow_per_thing: return "shadow_per_thing";
     case throttle_class::aws_shadow_account: return "shadow_account";
     case throttle_class::aws_connects: return "connect";
+    case throttle_class::aws_connection_deliveries: return "connection_delivery";
   }
   return "unknown";
 }
@@ -116,7 +120,23 @@ bool hub_core::state::chance(double p) {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < p;
 }
 
+bool hub_core::state::admit_delivery(link& to) {
+  auto* cs = to.core_state;
+  if (cs == nullptr || cs->kind != dialect::aws) return true;
+  const auto& t = settings.throttle;
+  if (!applies(t, throttle_class::aws_connection_deliveries)) return true;
+  refill(cs->deliveries, t.aws_connection_deliveries, clock);
+  if (cs->deliveries.tokens >= 1) {
+    cs->deliveries.tokens -= 1;
+    return true;
+  }
+  ++counters.throttle_rejected[index(throttle_class::aws_connection_deliveries)];
+  return false;
+}
+
 void hub_core::state::send(link& to, std::string_view topic, std::string_view payload, mqtt::qos qos) {
+  // AWS: at most aws_connection_deliveries a second to one connection; the excess is lost.
+  if (settings.throttle.aws_enabled && !admit_delivery(to)) return;
   const auto& f = settings.faults;
   if (!f.any()) {
     to.send(topic, payload, qos);

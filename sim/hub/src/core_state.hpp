@@ -58,6 +58,18 @@ struct aws_thing {
   std::map<std::string, twin::aws_shadow, std::less<>> shadows;  // "" is the classic shadow
 };
 
+// One throttle bucket and the requests waiting for its tokens.
+struct throttle_waiting {
+  double cost;
+  std::function<void(time_point)> run;
+};
+struct throttle_bucket {
+  double tokens = 0;
+  time_point updated{};
+  bool scheduled = false;  // an entry in throttle_due points here
+  std::deque<throttle_waiting> queue;
+};
+
 // What the hub knows about one device connection.
 struct connection_state {
   dialect kind = dialect::azure;
@@ -80,6 +92,8 @@ struct connection_state {
   // (azure_device::connection); null once it is not (taken over, the identity deleted), when
   // the device is searched by `identity` instead.
   azure_device* device = nullptr;
+  // Throttling (aws_connection_deliveries): the messages this AWS connection may still be sent.
+  throttle_bucket deliveries;
 };
 
 struct pending_method {
@@ -102,18 +116,6 @@ struct delayed_send {
   std::string topic;
   std::string payload;
   mqtt::qos qos;
-};
-
-// One throttle bucket and the requests waiting for its tokens.
-struct throttle_waiting {
-  double cost;
-  std::function<void(time_point)> run;
-};
-struct throttle_bucket {
-  double tokens = 0;
-  time_point updated{};
-  bool scheduled = false;  // an entry in throttle_due points here
-  std::deque<throttle_waiting> queue;
 };
 
 struct hub_core::state {
@@ -160,6 +162,9 @@ struct hub_core::state {
   // Sends to a device through the fault layer: activation delay, drop, duplicate, delay,
   // reorder. Without faults, straight to the link.
   void send(link& connection, std::string_view topic, std::string_view payload, mqtt::qos qos);
+  // Throttling of what one AWS connection is sent (aws_connection_deliveries): false, and
+  // counted, when its bucket has no token now.
+  [[nodiscard]] bool admit_delivery(link& connection);
   [[nodiscard]] bool chance(double p);
   // Faults that change what the dialects do.
   [[nodiscard]] bool swap_accepted_delta();

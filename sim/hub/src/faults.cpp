@@ -108,7 +108,8 @@ std::span<const named_limit> throttle_limits() noexcept {
                                            {"azure_registry", &throttle_settings::azure_registry},
                                            {"aws_shadow_per_thing", &throttle_settings::aws_shadow_per_thing},
                                            {"aws_shadow_account", &throttle_settings::aws_shadow_account},
-                                           {"aws_connects", &throttle_settings::aws_connects}};
+                                           {"aws_connects", &throttle_settings::aws_connects},
+                                           {"aws_connection_deliveries", &throttle_settings::aws_connection_deliveries}};
   return limits;
 }
 
@@ -142,7 +143,9 @@ bool fault_settings::any() const noexcept {
 
 bool throttle_settings::any() const noexcept {
   for (const auto& [name, member] : throttle_limits()) {
-    if (member == &throttle_settings::aws_shadow_per_thing && !aws_enabled) continue;
+    const bool aws_default = member == &throttle_settings::aws_shadow_per_thing ||
+                             member == &throttle_settings::aws_connection_deliveries;
+    if (aws_default && !aws_enabled) continue;
     if ((this->*member).limited()) return true;
   }
   return false;

@@ -712,6 +712,57 @@ TEST_CASE("throttle: AWS shadow requests per thing: 20/s, 10 waiting, then 429 o
   CHECK(core.counters().throttle_rejected[cls(hub::throttle_class::aws_shadow_per_thing)] == 5);
 }
 
+// AWS IoT's message broker delivers at most 100 messages a second to one connection (a
+// subscriber that fans in, as the back end's documents observer does); the excess is lost.
+TEST_CASE("throttle: an AWS connection is sent at most 100 messages a second; the excess is dropped and counted",
+          "[hub][throttle]") {
+  for (const bool enabled : {true, false}) {
+    DYNAMIC_SECTION("aws_enabled " << enabled) {
+      auto settings = open_settings();
+      settings.throttle.aws_enabled = enabled;
+      hub_core core(settings);
+      fake_link watcher;
+      REQUIRE(core.on_connect(watcher, aws_connect("backend-observer"), at(0)) == accepted);
+      const mqtt::subscription all[] = {{"$aws/things/+/shadow/update/documents", mqtt::qos::at_most_once}};
+      (void)core.on_subscribe(watcher, all, at(0));
+      // 30 things, 5 updates each (under the per-thing 20/s): 150 documents within a second.
+      std::vector<std::unique_ptr<fake_link>> things;
+      for (int t = 0; t < 30; ++t) {
+        const auto id = "lamp-" + std::to_string(t);
+        things.push_back(std::make_unique<fake_link>());
+        aws_up(core, *things.back(), id, id);
+      }
+      for (int n = 0; n < 5; ++n) {
+        for (int t = 0; t < 30; ++t) {
+          const auto topic = "$aws/things/lamp-" + std::to_string(t) + "/shadow/update";
+          core.on_publish(*things[t], pub(topic, R"({"state":{"reported":{"n":)" + std::to_string(n) + "}}}"), at(1 + n * 0.1));
+        }
+      }
+      const auto documents = [](const std::vector<test::sent_message>& sent) {
+        return std::count_if(sent.begin(), sent.end(), [](const auto& m) { return m.topic.ends_with("/update/documents"); });
+      };
+      const auto rejected = [&] { return core.counters().throttle_rejected[cls(hub::throttle_class::aws_connection_deliveries)]; };
+      // Each thing's own connection gets its 5 accepted and 5 documents: far under the cap.
+      for (auto& t : things) CHECK(t->take().size() == 10);
+      if (!enabled) {
+        CHECK(documents(watcher.take()) == 150);
+        CHECK(rejected() == 0);
+        continue;
+      }
+      // A burst of 100, then 100 a second: 100 + 0.4 s × 100 by t = 1.4.
+      const auto first = documents(watcher.take());
+      CHECK(first >= 139);
+      CHECK(first <= 141);
+      CHECK(rejected() == static_cast<std::uint64_t>(150 - first));
+      // A second later the bucket is full again.
+      core.on_publish(*things[0], pub("$aws/things/lamp-0/shadow/update", R"({"state":{"reported":{"n":9}}})"), at(3));
+      CHECK(documents(watcher.take()) == 1);
+      // The JSON form names it.
+      CHECK(hub::to_json(settings.throttle).at("aws_connection_deliveries").at("per_second").to_number<double>() == 100);
+    }
+  }
+}
+
 TEST_CASE("throttle: a queued request of a connection that is gone is not served", "[hub][throttle]") {
   auto settings = open_settings();
   settings.throttle.azure_twin_reads = {1, 1, 5};

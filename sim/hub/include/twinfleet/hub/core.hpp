@@ -73,8 +73,9 @@ enum class throttle_class : std::uint8_t {
   aws_shadow_per_thing,
   aws_shadow_account,
   aws_connects,
+  aws_connection_deliveries,  // per AWS connection; never queued (the excess is dropped)
 };
-inline constexpr std::size_t throttle_class_count = 9;
+inline constexpr std::size_t throttle_class_count = 10;
 [[nodiscard]] std::string_view to_string(throttle_class c) noexcept;
 
 // Counters the metrics endpoint exports. Single-threaded, plain integers.

@@ -111,7 +111,11 @@ struct throttle_settings {
   rate_limit aws_shadow_per_thing{20, 20, 10};  // 20 requests/s per thing, 10 in flight (B7)
   rate_limit aws_shadow_account;  // account-wide shadow API TPS
   rate_limit aws_connects;        // CONNECTs per account
-  bool aws_enabled = false;       // the per-thing default applies only when enabled
+  // Messages the broker delivers to one AWS connection a second (the message broker's 100
+  // publishes a second per connection, which AWS applies to a subscriber that fans in too).
+  // No queue: the excess is dropped, as AWS IoT drops a QoS 0 message it throttles.
+  rate_limit aws_connection_deliveries{100, 100, 0};
+  bool aws_enabled = false;       // the per-thing and per-connection defaults apply only when enabled
 
   [[nodiscard]] bool any() const noexcept;
 };
