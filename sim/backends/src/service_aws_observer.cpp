@@ -1,5 +1,6 @@
 // The AWS shadow-documents observer: one Paho MQTT C++ connection with the back end's client
-// certificate, two wildcard subscriptions, and a parser for B3.5 documents. Paho's headers are
+// certificate, two wildcard subscriptions (or the filters it is given), and a parser for B3.5
+// documents. Paho's headers are
 // confined to this file.
 //
 // How Paho's threads meet the executor:
@@ -95,6 +96,15 @@ class op_listener final : public paho::iaction_listener {
 enum class message_kind { document, malformed, other };
 
 }  // namespace
+
+std::string shadow_documents_topic(std::string_view thing, std::string_view shadow) {
+  std::string topic = "$aws/things/";
+  topic += thing;
+  topic += shadow.empty() ? "/shadow" : "/shadow/name/";
+  topic += shadow;
+  topic += "/update/documents";
+  return topic;
+}
 
 struct aws_shadow_observer::impl {
   impl(asio::any_io_executor ex, aws_shadow_observer_options o) : executor(std::move(ex)), options(std::move(o)) {}
@@ -317,24 +327,33 @@ asio::awaitable<boost::system::error_code> aws_shadow_observer::async_start() {
     co_return make_error_code(errc::connection_refused);
   }
 
-  const auto filters = paho::string_collection::create({std::string(filter_classic), std::string(filter_named)});
+  std::vector<std::string> filters = m.options.filters;
+  if (filters.empty()) filters = {std::string(filter_classic), std::string(filter_named)};
   // QoS 0: at QoS 1 every document waits for Paho's PUBACK, and a broker's window per
   // subscriber (the local hub: 16 in flight, 1,024 queued) overflows in a burst of writes —
   // 1,000 AWS things at 500 writes/s lost 7–12 % of the documents; at QoS 0 none (22,264 of
   // 22,264). A lost connection is reported, and the devices' path takes over then.
-  const paho::iasync_client::qos_collection qos{0, 0};
-  const auto subscribed =
-      co_await m.run(true, m.options.connect_timeout, [&](paho::iaction_listener& l) { client.subscribe(filters, qos, nullptr, l); });
-  const bool refused = !subscribed.ok || std::any_of(subscribed.granted.begin(), subscribed.granted.end(), [](int c) { return c >= 0x80; });
-  if (subscribed.timed_out || refused) {
-    co_await m.close_now();
-    if (subscribed.timed_out) {
-      m.last_error = "no SUBACK within the connect timeout";
-      co_return make_error_code(errc::timed_out);
+  // At most 8 filters a SUBSCRIBE (AWS IoT's quota), one after the other.
+  for (std::size_t first = 0; first < filters.size(); first += max_filters_per_subscribe) {
+    const auto last = std::min(filters.size(), first + max_filters_per_subscribe);
+    const auto batch = paho::string_collection::create(std::vector<std::string>(filters.begin() + static_cast<std::ptrdiff_t>(first),
+                                                                                filters.begin() + static_cast<std::ptrdiff_t>(last)));
+    const paho::iasync_client::qos_collection qos(last - first, 0);
+    const auto subscribed =
+        co_await m.run(true, m.options.connect_timeout, [&](paho::iaction_listener& l) { client.subscribe(batch, qos, nullptr, l); });
+    if (!m.client) co_return make_error_code(errc::operation_canceled);  // aborted meanwhile
+    const bool refused = !subscribed.ok || std::any_of(subscribed.granted.begin(), subscribed.granted.end(), [](int c) { return c >= 0x80; });
+    if (subscribed.timed_out || refused) {
+      co_await m.close_now();
+      if (subscribed.timed_out) {
+        m.last_error = "no SUBACK within the connect timeout";
+        co_return make_error_code(errc::timed_out);
+      }
+      // A refused filter: for MQTT 3.1.1 Paho reports a lone 0x80 as a failure, several as codes.
+      m.last_error = "the broker refused the subscription to " + filters[first] +
+                     (last - first > 1 ? " and " + std::to_string(last - first - 1) + " more" : std::string());
+      co_return make_error_code(errc::permission_denied);
     }
-    // A refused filter: for MQTT 3.1.1 Paho reports a lone 0x80 as a failure, several as codes.
-    m.last_error = "the broker refused the subscriptions to " + std::string(filter_classic) + " and " + std::string(filter_named);
-    co_return make_error_code(errc::permission_denied);
   }
   co_return boost::system::error_code{};
 }

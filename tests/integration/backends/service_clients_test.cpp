@@ -523,6 +523,47 @@ TEST_CASE("aws observer: documents of device and service updates, classic and na
   });
 }
 
+// One of a set of observers that share the fleet's shadows out: its own exact filters, more
+// than one SUBSCRIBE may carry on AWS IoT (8, so it sends three), and only their documents.
+TEST_CASE("aws observer: given 20 filters, it holds every one and sees only their documents", "[backends]") {
+  CHECK(backends::shadow_documents_topic("lamp-1", "") == "$aws/things/lamp-1/shadow/update/documents");
+  CHECK(backends::shadow_documents_topic("lamp-1", "cfg") == "$aws/things/lamp-1/shadow/name/cfg/update/documents");
+  hub_fixture f;
+  f.run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto o = backends::aws_shadow_observer_options_from_hub_json(f.described);
+    REQUIRE(o);
+    for (int i = 0; i < 19; ++i) o->filters.push_back(backends::shadow_documents_topic("lamp-" + std::to_string(i), ""));
+    o->filters.push_back(backends::shadow_documents_topic("lamp-3", "cfg"));
+    auto made = backends::aws_shadow_observer::create(executor, *o);
+    REQUIRE(made);
+    auto& observer = **made;
+    std::vector<backends::shadow_document_event> seen;
+    observer.set_handler([&](const backends::shadow_document_event& e) { seen.push_back(e); });
+    const auto started = co_await observer.async_start();
+    INFO(started.message() << " / " << observer.last_error());
+    REQUIRE_FALSE(started);
+    // The hub holds all 20 (three SUBSCRIBEs: 8, 8 and 4).
+    auto rest = backends::aws_service_client::create(executor, f.aws_options());
+    REQUIRE(rest);
+    const auto desired = jo(R"({"state":{"desired":{"on":true}}})");
+    for (const auto& [thing, shadow] : std::vector<std::pair<std::string, std::string>>{
+             {"lamp-0", ""}, {"lamp-18", ""}, {"lamp-3", "cfg"}, {"lamp-19", ""}, {"lamp-3", "other"}}) {
+      auto accepted = co_await (*rest)->async_update_shadow(thing, shadow, desired);
+      REQUIRE(accepted);
+    }
+    const bool three = co_await wait_until([&] { return seen.size() >= 3; }, 5000ms);
+    REQUIRE(three);
+    co_await sleep_for(200ms);  // anything else would come by now
+    REQUIRE(seen.size() == 3);  // not lamp-19's, not lamp-3's other shadow
+    CHECK(seen[0].thing == "lamp-0");
+    CHECK(seen[1].thing == "lamp-18");
+    CHECK(seen[2].thing == "lamp-3");
+    CHECK(seen[2].shadow == "cfg");
+    co_await observer.async_stop();
+  });
+}
+
 TEST_CASE("aws observer: a refused certificate and a refused subscription end the start with an error", "[backends]") {
   hub_fixture f([](hub::hub_settings& s) { s.auth = hub::auth_mode::strict; });
   f.run([&]() -> asio::awaitable<void> {

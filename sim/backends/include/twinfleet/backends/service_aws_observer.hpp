@@ -1,10 +1,13 @@
 // The AWS back end's eye on shadows: one MQTT connection (mutual TLS with a certificate whose
 // CN the broker treats as a back-end identity — the local hub's hub.json
-// aws.backend_common_names; on AWS, a policy allowing the subscriptions) subscribed to
+// aws.backend_common_names; on AWS, a policy allowing the subscriptions) subscribed by default to
 //   $aws/things/+/shadow/update/documents
 //   $aws/things/+/shadow/name/+/update/documents
-// and handing every document (PROTOCOLS.md B3.5) to a handler, so a checker sees from the
-// service side when devices acknowledged desired state.
+// or to the filters it is given (one observer of a set that shares the fleet's shadows out:
+// AWS IoT delivers at most 100 messages a second to one connection, and takes at most 50
+// subscriptions per connection, 8 filters per SUBSCRIBE), and handing every document
+// (PROTOCOLS.md B3.5) to a handler, so a checker sees from the service side when devices
+// acknowledged desired state.
 //
 //   auto observer = backends::aws_shadow_observer::create(executor, options);   // result
 //   (*observer)->set_handler([&](const backends::shadow_document_event& e) { ... });
@@ -38,6 +41,7 @@
 #include <boost/system/result.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -75,8 +79,19 @@ struct aws_shadow_observer_options {
   std::vector<std::string> alpn;           // e.g. {"x-amzn-mqtt-ca"} for AWS IoT on port 443
   std::string client_id = "twinfleet-backend-observer";
   std::uint16_t keep_alive = 60;
-  std::chrono::milliseconds connect_timeout{10'000};  // connect + CONNACK, and SUBACK
+  std::chrono::milliseconds connect_timeout{10'000};  // connect + CONNACK, and each SUBACK
+  // What to subscribe to; empty: the two wildcard filters above. Sent in SUBSCRIBEs of at most
+  // max_filters_per_subscribe filters each.
+  std::vector<std::string> filters;
 };
+
+// AWS IoT's message broker quotas (PROTOCOLS.md B: not adjustable).
+inline constexpr std::size_t max_filters_per_subscribe = 8;
+inline constexpr std::size_t max_subscriptions_per_connection = 50;
+
+// The documents topic of one shadow ("" is the classic shadow): what a sharded observer
+// subscribes to, one exact filter per shadow.
+[[nodiscard]] std::string shadow_documents_topic(std::string_view thing, std::string_view shadow);
 
 struct aws_shadow_observer_stats {
   std::uint64_t documents = 0;  // delivered to the handler
@@ -105,8 +120,8 @@ class aws_shadow_observer {
   // net_errc::connection_lost.
   void set_closed_handler(closed_handler handler);
 
-  // Connects and subscribes to both document filters (QoS 0: see the .cpp); completes when both SUBACKs
-  // granted. Errors: connack_errc (net/error.hpp) when the broker refuses the CONNECT
+  // Connects and subscribes to its filters (QoS 0: see the .cpp); completes when every SUBACK
+  // granted them all. Errors: connack_errc (net/error.hpp) when the broker refuses the CONNECT
   // (not_authorized when it refuses the certificate), errc::connection_refused for any other
   // connect failure (TCP, TLS; Paho's words in last_error()), errc::permission_denied when a
   // subscription was refused, errc::timed_out when CONNACK or SUBACK did not come within
