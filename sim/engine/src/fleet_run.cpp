@@ -389,6 +389,24 @@ twin::result<backends::aws_shadow_observer_options> shadow_observer_options(cons
   return o;
 }
 
+// What each observer connection subscribes to. 0 shadows per connection: one connection with
+// the wildcard filters (an empty list). N: this process's AWS shadows, N to a connection, each
+// by its documents topic — on AWS IoT one connection is sent at most 100 messages a second
+// and holds at most 50 subscriptions, so a fleet whose shadows change faster needs several.
+std::vector<std::vector<std::string>> observer_shards(const std::vector<scenario::device_spec>& fleet,
+                                                      std::uint32_t shadows_per_connection) {
+  if (shadows_per_connection == 0) return {{}};
+  std::vector<std::vector<std::string>> shards;
+  for (const auto& d : fleet) {
+    if (d.via != scenario::dialect::aws) continue;
+    for (const auto& shadow : d.shadows) {
+      if (shards.empty() || shards.back().size() == shadows_per_connection) shards.emplace_back();
+      shards.back().push_back(backends::shadow_documents_topic(d.id, shadow));
+    }
+  }
+  return shards;
+}
+
 // The version a shadow document shows converged, if any: the service sees no delta left —
 // every writable property of the profile that current.state.desired sets is mirrored in
 // current.state.reported (check::mirrored, the audit's `mirror` rule). Properties the profile
@@ -739,7 +757,11 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   }
   all_devices.clear();
   const bool embedded_hub = std::holds_alternative<scenario::local_target>(s.target);
-  const auto plan = ensure_file_limit(fd_demand{.devices = fleet.size(), .embedded_hub = embedded_hub});
+  // The AWS observer's connections count too when it shares the shadows out.
+  std::uint64_t observer_connections = 0;
+  if (s.aws_observer.shadows_per_connection > 0) observer_connections = observer_shards(fleet, s.aws_observer.shadows_per_connection).size();
+  const auto plan = ensure_file_limit(
+      fd_demand{.devices = fleet.size(), .embedded_hub = embedded_hub, .service_connections = 16 + observer_connections});
   if (!plan.fits) return twin::error{1, plan.explanation};
 
   // The target: the embedded hub on its own thread, a running `twinfleet hub`, or a cloud.
@@ -796,58 +818,76 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   std::vector<std::atomic<bool>> in_service(fleet.size());
   fleet_observer observer(stats, tracker, checker, index, online, in_service);
   // ---- the AWS back end's observer of shadow documents: started before the devices ----
-  // AWS convergence is the device's acknowledgement seen by the service (issue 5): a Paho
-  // connection subscribed to every shadow's /update/documents tells the tracker, on hub_io,
-  // when a document shows no delta left (converged_version above). Azure keys keep the
-  // devices' path. When it cannot start, a note says so and the devices' path counts AWS too.
-  std::unique_ptr<backends::aws_shadow_observer> shadow_observer;
+  // AWS convergence is the device's acknowledgement seen by the service (issue 5): Paho
+  // connections subscribed to the shadows' /update/documents tell the tracker, on hub_io, when
+  // a document shows no delta left (converged_version above). Azure keys keep the devices'
+  // path. One connection with wildcard filters, or aws_observer.shadows_per_connection shadows
+  // on each of several (observer_shards). When they cannot all start, a note says so and the
+  // devices' path counts AWS too.
+  std::vector<std::unique_ptr<backends::aws_shadow_observer>> shadow_observers;
   const bool aws_fleet = std::any_of(fleet.begin(), fleet.end(), [](const auto& d) { return d.via == scenario::dialect::aws; });
   if (target.aws && aws_fleet) {
     std::string failure;
     auto o = shadow_observer_options(s, target);
     if (!o) failure = o.error().message;
-    std::optional<backends::aws_shadow_observer_options> chosen;
-    if (o) chosen = std::move(*o);
-    if (chosen) {
-      // One per process: workers of `--workers N` must not take each other's client id over.
-      chosen->client_id += "-" + std::to_string(::getpid());
-      auto made = backends::aws_shadow_observer::create(hub_io.get_executor(), *chosen);
-      if (!made) failure = "its TLS files: " + made.error().message();
-      if (made) shadow_observer = std::move(*made);
-    }
-    if (shadow_observer) {
-      shadow_observer->set_handler([&tracker, &checker, &index, &fleet](const backends::shadow_document_event& e) {
-        const auto key = e.shadow.empty() ? e.thing : device::shadow_key(e.thing, e.shadow);
-        const auto it = index.find(key);
-        if (it == index.end()) return;  // not this process's thing (another worker's, or not the fleet's)
-        const auto& d = fleet[it->second];
-        if (d.via != scenario::dialect::aws) return;
-        if (const auto v = converged_version(e, *d.profile)) {
-          tracker.applied(key, it->second, *v, e.received_steady);
-          checker.service_in_sync(key, *v, e.received_steady);  // the checker's convergence time, too
-        }
-      });
-      shadow_observer->set_closed_handler([&observer, out](boost::system::error_code) {
-        observer.aws_by_service = false;
-        out("note: the AWS shadow-documents observer lost its connection; AWS convergence is counted from the devices' acknowledgements from now on");
-      });
-      // hub_io runs on this thread until the start is done (the hub thread is not running yet).
-      auto started = std::make_shared<std::optional<boost::system::error_code>>();
-      asio::co_spawn(
-          hub_io,
-          [](backends::aws_shadow_observer& ob, std::shared_ptr<std::optional<boost::system::error_code>> r) -> asio::awaitable<void> {
-            const auto ec = co_await ob.async_start();
-            *r = ec;
-          }(*shadow_observer, started),
-          asio::detached);
-      detail::run_until(hub_io, [&] { return started->has_value(); }, steady::now() + chosen->connect_timeout + std::chrono::seconds(5));
-      if (!started->has_value() || **started) {
-        failure = started->has_value() ? (**started).message() : "no answer";
-        if (!shadow_observer->last_error().empty()) failure += " (" + shadow_observer->last_error() + ")";
-        shadow_observer.reset();  // a start still running keeps what it needs
+    auto on_document = [&tracker, &checker, &index, &fleet](const backends::shadow_document_event& e) {
+      const auto key = e.shadow.empty() ? e.thing : device::shadow_key(e.thing, e.shadow);
+      const auto it = index.find(key);
+      if (it == index.end()) return;  // not this process's thing (another worker's, or not the fleet's)
+      const auto& d = fleet[it->second];
+      if (d.via != scenario::dialect::aws) return;
+      if (const auto v = converged_version(e, *d.profile)) {
+        tracker.applied(key, it->second, *v, e.received_steady);
+        checker.service_in_sync(key, *v, e.received_steady);  // the checker's convergence time, too
       }
+    };
+    auto on_closed = [&observer, out](boost::system::error_code) {
+      if (!observer.aws_by_service.exchange(false)) return;  // said once, for the first connection lost
+      out("note: the AWS shadow-documents observer lost a connection; AWS convergence is counted from the devices' acknowledgements from now on");
+    };
+    auto filter_sets = observer_shards(fleet, s.aws_observer.shadows_per_connection);
+    for (std::size_t k = 0; o && k < filter_sets.size(); ++k) {
+      auto chosen = *o;
+      // Unique per process: workers of `--workers N` must not take each other's client id over.
+      chosen.client_id += "-" + std::to_string(::getpid());
+      if (filter_sets.size() > 1) chosen.client_id += "-" + std::to_string(k);
+      chosen.filters = std::move(filter_sets[k]);
+      auto made = backends::aws_shadow_observer::create(hub_io.get_executor(), chosen);
+      if (!made) {
+        failure = "its TLS files: " + made.error().message();
+        break;
+      }
+      (*made)->set_handler(on_document);
+      (*made)->set_closed_handler(on_closed);
+      shadow_observers.push_back(std::move(*made));
     }
-    if (shadow_observer) {
+    if (failure.empty() && !shadow_observers.empty()) {
+      // hub_io runs on this thread until every start is done (the hub thread is not running yet).
+      struct start_state {
+        std::size_t done = 0;
+        std::string failure;  // the first
+      };
+      auto started = std::make_shared<start_state>();
+      for (auto& ob : shadow_observers) {
+        asio::co_spawn(
+            hub_io,
+            [](backends::aws_shadow_observer& one, std::shared_ptr<start_state> r) -> asio::awaitable<void> {
+              const auto ec = co_await one.async_start();
+              if (ec && r->failure.empty()) {
+                r->failure = ec.message();
+                if (!one.last_error().empty()) r->failure += " (" + one.last_error() + ")";
+              }
+              ++r->done;
+            }(*ob, started),
+            asio::detached);
+      }
+      const auto bound = steady::now() + o->connect_timeout + std::chrono::seconds(5);
+      detail::run_until(hub_io, [&] { return started->done == shadow_observers.size(); }, bound);
+      if (started->done < shadow_observers.size()) failure = "no answer";
+      if (!started->failure.empty()) failure = started->failure;
+    }
+    if (!failure.empty()) shadow_observers.clear();  // a start still running keeps what it needs
+    if (!shadow_observers.empty()) {
       observer.aws_devices.resize(fleet.size());
       for (std::size_t i = 0; i < fleet.size(); ++i) observer.aws_devices[i] = fleet[i].via == scenario::dialect::aws;
       observer.aws_by_service = true;
@@ -1123,25 +1163,51 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   if (target.aws && aws_fleet) {
     observer_summary["convergence_from"] = observer.aws_by_service.load() ? "observer" : "devices";
   }
-  if (shadow_observer) {
-    auto summary = std::make_shared<json::object>();
-    auto stopped = std::make_shared<std::atomic<bool>>(false);
-    asio::co_spawn(
-        hub_io,
-        [](backends::aws_shadow_observer& ob, hub::local_hub* hub, std::shared_ptr<json::object> sum) -> asio::awaitable<void> {
-          co_await ob.async_stop();
-          ob.set_handler({});
-          ob.set_closed_handler({});
-          (*sum)["documents"] = ob.stats().documents;
-          (*sum)["malformed"] = ob.stats().malformed;
-          // Every accepted shadow update publishes one documents message: what the observer missed.
-          if (hub != nullptr) (*sum)["hub_updates"] = hub->core().counters().aws_updates;
-        }(*shadow_observer, target.embedded.get(), summary),
-        [stopped](std::exception_ptr) { *stopped = true; });
+  if (!shadow_observers.empty()) {
+    struct stop_state {
+      std::uint64_t documents = 0;
+      std::uint64_t malformed = 0;
+      std::optional<std::uint64_t> hub_updates;
+    };
+    auto stopped = std::make_shared<stop_state>();
+    auto count = std::make_shared<std::atomic<std::size_t>>(0);
+    for (auto& ob : shadow_observers) {
+      asio::co_spawn(
+          hub_io,
+          [](backends::aws_shadow_observer& one, hub::local_hub* hub, std::shared_ptr<stop_state> st) -> asio::awaitable<void> {
+            co_await one.async_stop();
+            one.set_handler({});
+            one.set_closed_handler({});
+            st->documents += one.stats().documents;
+            st->malformed += one.stats().malformed;
+            // Every accepted shadow update publishes one documents message: what the observer missed.
+            if (hub != nullptr) st->hub_updates = hub->core().counters().aws_updates;
+          }(*ob, target.embedded.get(), stopped),
+          [count](std::exception_ptr) { ++*count; });
+    }
     const auto bound = steady::now() + std::chrono::seconds(7);
-    while (!stopped->load() && !hurried() && steady::now() < bound) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (stopped->load()) {
-      for (auto& [k, v] : *summary) observer_summary[k] = v;
+    while (count->load() < shadow_observers.size() && !hurried() && steady::now() < bound) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (count->load() == shadow_observers.size()) {
+      // Each accepted update (a device's, a back-end write) makes one documents message.
+      const auto aws = detail::totals_by_operation(registry.snapshot(), "aws");
+      const auto ok_of = [&](std::string_view op) {
+        const auto it = aws.find(std::string(op));
+        return it == aws.end() ? std::uint64_t{0} : it->second.ok;
+      };
+      const auto expected = ok_of("reported_patch") + ok_of("shadow_update");
+      observer_summary["connections"] = shadow_observers.size();
+      observer_summary["documents"] = stopped->documents;
+      observer_summary["malformed"] = stopped->malformed;
+      observer_summary["documents_expected"] = expected;
+      observer_summary["documents_missed"] = expected > stopped->documents ? expected - stopped->documents : 0;
+      if (stopped->hub_updates) observer_summary["hub_updates"] = *stopped->hub_updates;
+      if (expected > stopped->documents && observer.aws_by_service.load()) {
+        out("note: the AWS observer saw " + std::to_string(stopped->documents) + " of the " + std::to_string(expected) +
+            " shadow documents the accepted updates made; AWS IoT delivers at most 100 messages a second to a connection: "
+            "aws_observer.shadows_per_connection shares the shadows out over more (docs/SCENARIOS.md)");
+      }
     }
   }
   asio::post(hub_io, [&] { target.close([&] { hub_io.stop(); }); });

@@ -104,7 +104,7 @@ void run_stats::anomaly(std::size_t device, std::string_view kind) {
   h.add();
 }
 
-std::map<std::string, op_totals> totals_by_operation(const metrics::registry_snapshot& snap) {
+std::map<std::string, op_totals> totals_by_operation(const metrics::registry_snapshot& snap, std::string_view backend) {
   std::map<std::string, op_totals> out;
   auto label_of = [](const metrics::series_snapshot& s, std::string_view name) -> std::string_view {
     for (const auto& l : s.labels) {
@@ -112,11 +112,15 @@ std::map<std::string, op_totals> totals_by_operation(const metrics::registry_sna
     }
     return {};
   };
+  const auto wanted = [&](const metrics::series_snapshot& s) { return backend.empty() || label_of(s, "backend") == backend; };
   if (const auto* f = snap.find("twinfleet_operation_duration_seconds")) {
-    for (const auto& s : f->series) out[std::string(label_of(s, "operation"))].latency.add(s.hist);
+    for (const auto& s : f->series) {
+      if (wanted(s)) out[std::string(label_of(s, "operation"))].latency.add(s.hist);
+    }
   }
   if (const auto* f = snap.find("twinfleet_operations_total")) {
     for (const auto& s : f->series) {
+      if (!wanted(s)) continue;
       auto& t = out[std::string(label_of(s, "operation"))];
       (label_of(s, "outcome") == "ok" ? t.ok : t.errors) += s.total;
     }

@@ -100,7 +100,9 @@ struct op_totals {
   std::uint64_t ok = 0;
   std::uint64_t errors = 0;
 };
-[[nodiscard]] std::map<std::string, op_totals> totals_by_operation(const metrics::registry_snapshot& snap);
+// `backend` ("azure" or "aws"): only that backend's groups; empty: all.
+[[nodiscard]] std::map<std::string, op_totals> totals_by_operation(const metrics::registry_snapshot& snap,
+                                                                   std::string_view backend = {});
 // The sum of a gauge or counter family over its series.
 [[nodiscard]] double family_total(const metrics::registry_snapshot& snap, std::string_view name);
 

@@ -100,6 +100,7 @@ class scenario_reader {
     read_phases(top.require("phases"), s);
     read_faults(top.get("faults"), s);
     read_thresholds(top.get("thresholds"), s);
+    read_aws_observer(top.get("aws_observer"), s);
     top.finish();
     return s;
   }
@@ -387,6 +388,13 @@ class scenario_reader {
         return;
       }
     }
+  }
+
+  void read_aws_observer(const node& n, scenario& s) {
+    if (!n.present()) return;
+    auto m = n.map();
+    // At most 50: AWS IoT's subscriptions per connection, one exact filter per shadow.
+    if (const auto k = m.get("shadows_per_connection").as_int(0, 50)) s.aws_observer.shadows_per_connection = static_cast<std::uint32_t>(*k);
   }
 
   void read_ramp(const node& n, scenario& s) {

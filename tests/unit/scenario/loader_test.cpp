@@ -170,6 +170,7 @@ TEST_CASE("a bad scenario reports every error, including cross-references", "[sc
       f + ":16:11: faults[0].at: 45s is past the end of the phases (30s)",
       f + ":18:19: thresholds.reported_patch: a latency bound needs a unit, as in 50ms",
       f + ":19:16: thresholds.convergence: a convergence ratio needs a deadline, as in \"ratio >= 0.999 within 5s\"",
+      f + ":20:41: aws_observer.shadows_per_connection: 51 is out of range: must lie in [0, 50]",
   };
   CHECK(lines(diags) == expected);
 }
@@ -250,6 +251,7 @@ target:
   secret_access_key: env:AWS_SECRET
 fleet: [ { profile: thermostat, count: 1, dialect: aws, shadows: [classic, cfg] } ]
 phases: [ { name: p, duration: 1s } ]
+aws_observer: { shadows_per_connection: 25 }
 )", "/tmp/x/s.yaml", diags, shipped_profiles());
   INFO(diags.to_string());
   REQUIRE(s);
@@ -258,6 +260,7 @@ phases: [ { name: p, duration: 1s } ]
   CHECK(aws.ca == "/tmp/x/certs/ca.pem");
   CHECK(aws.certificate_dir == "/tmp/x/certs/devices");
   CHECK(s->fleet[0].shadows == std::vector<std::string>{"", "cfg"});
+  CHECK(s->aws_observer.shadows_per_connection == 25);
 
   config::diagnostics bad;
   CHECK_FALSE(sc::load_scenario_string("target: azure\nfleet: [ { profile: lightbulb, count: 1 } ]\nphases: [ { name: p, duration: 1s } ]\n",

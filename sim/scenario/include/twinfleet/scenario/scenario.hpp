@@ -149,6 +149,15 @@ struct fault {
   std::optional<boost::json::object> hub;
 };
 
+// The AWS back end's observer of shadow documents (docs/SCENARIOS.md, "The AWS observer").
+struct aws_observer_spec {
+  // 0: one connection subscribed to every shadow's documents with two wildcard filters.
+  // N (1..50): the process's AWS shadows shared out over connections of N shadows each, every
+  // one subscribed to its shadows' documents topics exactly — AWS IoT delivers at most 100
+  // messages a second to a connection and takes at most 50 subscriptions on one.
+  std::uint32_t shadows_per_connection = 0;
+};
+
 // ---- the scenario -----------------------------------------------------------------------
 
 struct scenario {
@@ -162,6 +171,7 @@ struct scenario {
   std::vector<phase> phases;
   std::vector<fault> faults;
   std::vector<threshold> thresholds;
+  aws_observer_spec aws_observer;
 
   [[nodiscard]] std::uint64_t device_count() const noexcept;
   [[nodiscard]] duration total_duration() const noexcept;  // the phases' lengths summed
