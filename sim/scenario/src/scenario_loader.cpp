@@ -341,6 +341,13 @@ class scenario_reader {
             e.shadows.push_back(name);
           }
           if (list->empty()) shadows.error("a device needs at least one shadow");
+          // A device subscribes to 7 response topics a shadow and to its commands on one
+          // connection; AWS IoT (and the local hub) refuse a connection's 51st subscription.
+          if (const auto subscriptions = 7 * e.shadows.size() + 1; subscriptions > 50) {
+            shadows.error(std::to_string(e.shadows.size()) + " shadows take " + std::to_string(subscriptions) +
+                          " subscriptions on a device's connection (7 a shadow, 1 for commands); AWS IoT allows 50: "
+                          "at most 7 shadows a device");
+          }
         }
       }
       const auto overrides = m.get("overrides");

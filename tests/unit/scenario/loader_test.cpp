@@ -262,6 +262,16 @@ aws_observer: { shadows_per_connection: 25 }
   CHECK(s->fleet[0].shadows == std::vector<std::string>{"", "cfg"});
   CHECK(s->aws_observer.shadows_per_connection == 25);
 
+  // Eight shadows: more subscriptions than one AWS connection holds.
+  config::diagnostics many;
+  CHECK_FALSE(sc::load_scenario_string(
+      "fleet: [ { profile: thermostat, count: 1, dialect: aws, shadows: [classic, a, b, c, d, e, f, g] } ]\n"
+      "phases: [ { name: p, duration: 1s } ]\n",
+      "m.yaml", many, shipped_profiles()));
+  CHECK(lines(many) == std::vector<std::string>{
+                           "m.yaml:1:66: fleet[0].shadows: 8 shadows take 57 subscriptions on a device's connection (7 a "
+                           "shadow, 1 for commands); AWS IoT allows 50: at most 7 shadows a device"});
+
   config::diagnostics bad;
   CHECK_FALSE(sc::load_scenario_string("target: azure\nfleet: [ { profile: lightbulb, count: 1 } ]\nphases: [ { name: p, duration: 1s } ]\n",
                                        "t.yaml", bad, shipped_profiles()));
