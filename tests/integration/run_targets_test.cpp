@@ -107,7 +107,7 @@ struct hub_process {
 // A scenario of `count` devices of one profile and dialect: desired writes for `writes`, then
 // a quiet second and a half so that every write has time to converge before the run ends.
 fs::path write_scenario(const temp_dir& dir, const std::string& target, std::string_view profile, std::string_view dialect,
-                        int count, std::string_view writes = "4s", std::string_view extra = "") {
+                        int count, std::string_view writes = "4s", std::string_view extra = "", std::string_view rate = "10/s") {
   const auto file = dir.path() / "target.yaml";
   std::ofstream out(file);
   out << "name: targets\nseed: 9\ntarget:\n" << target << "fleet:\n"
@@ -115,7 +115,7 @@ fs::path write_scenario(const temp_dir& dir, const std::string& target, std::str
       << ", dialect: " << dialect << ", id: \"" << profile << "-{index:02}\"" << extra << " }\n"
       << "ramp: { rate: 100/s }\n"
       << "phases:\n"
-      << "  - { name: writes, duration: " << writes << ", backend: { desired_writes: 10/s } }\n"
+      << "  - { name: writes, duration: " << writes << ", backend: { desired_writes: " << rate << " } }\n"
       << "  - { name: settle, duration: 1500ms }\n";
   return file;
 }
@@ -275,6 +275,17 @@ TEST_CASE("run target aws: one shared certificate and keys in the scenario, wron
                     hub.field("aws", "secret_access_key") + "\"\n";
   const auto o = run(write_scenario(dir, aws_target(hub, shared + keys), "lightbulb", "aws", 10), dir.path() / "ok");
   check_converged(o, 10);
+  CHECK(o.r.out.find("note: the back end's writes alone") == std::string::npos);  // 20 documents a second
+
+  // 60 writes a second over 10 things: 120 documents a second on one observer connection, past
+  // the 100 AWS IoT sends one; 12 a shadow, so 6 shadows a connection keep each under 80.
+  const auto busy = run(write_scenario(dir, aws_target(hub, shared + keys), "lightbulb", "aws", 10, "2s", "", "60/s"),
+                        dir.path() / "busy");
+  INFO("stdout: " << busy.r.out << "\nstderr: " << busy.r.err);
+  CHECK(busy.r.exit_code == 0);
+  CHECK(busy.r.out.find("note: the back end's writes alone make about 120 shadow documents a second for each AWS observer "
+                        "connection, and AWS IoT sends a connection at most 100: set aws_observer.shadows_per_connection to 6 "
+                        "or fewer") != std::string::npos);
 
   const auto wrong = "  access_key_id: " + hub.field("aws", "access_key_id") + "\n  secret_access_key: not-the-secret\n";
   const auto r = run(write_scenario(dir, aws_target(hub, shared + wrong), "lightbulb", "aws", 10), dir.path() / "bad").r;

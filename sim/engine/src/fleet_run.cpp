@@ -407,6 +407,25 @@ std::vector<std::vector<std::string>> observer_shards(const std::vector<scenario
   return shards;
 }
 
+// On AWS IoT one connection is sent at most 100 messages a second: a note when the plan's
+// writes alone (aws_write_documents_per_shadow) would send an observer connection more, with a
+// shadows_per_connection that keeps each under 80 a second.
+void warn_observer_load(const scenario::scenario& s, const std::vector<scenario::device_spec>& fleet, std::size_t connections,
+                        const std::function<void(std::string_view)>& out) {
+  std::uint64_t shadows = 0;
+  for (const auto& d : fleet) {
+    if (d.via == scenario::dialect::aws) shadows += d.shadows.size();
+  }
+  const double per_shadow = scenario::aws_write_documents_per_shadow(s);
+  if (shadows == 0 || connections == 0 || per_shadow <= 0) return;
+  const double per_connection = per_shadow * std::ceil(static_cast<double>(shadows) / static_cast<double>(connections));
+  if (per_connection <= 100) return;
+  const auto fits = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(80 / per_shadow), 1, 50);
+  out("note: the back end's writes alone make about " + std::to_string(static_cast<long long>(std::lround(per_connection))) +
+      " shadow documents a second for each AWS observer connection, and AWS IoT sends a connection at most 100: "
+      "set aws_observer.shadows_per_connection to " + std::to_string(fits) + " or fewer (docs/SCENARIOS.md)");
+}
+
 // The version a shadow document shows converged, if any: the service sees no delta left —
 // every writable property of the profile that current.state.desired sets is mirrored in
 // current.state.reported (check::mirrored, the audit's `mirror` rule). Properties the profile
@@ -846,6 +865,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       out("note: the AWS shadow-documents observer lost a connection; AWS convergence is counted from the devices' acknowledgements from now on");
     };
     auto filter_sets = observer_shards(fleet, s.aws_observer.shadows_per_connection);
+    if (std::holds_alternative<scenario::aws_target>(s.target)) warn_observer_load(s, fleet, filter_sets.size(), out);
     for (std::size_t k = 0; o && k < filter_sets.size(); ++k) {
       auto chosen = *o;
       // Unique per process: workers of `--workers N` must not take each other's client id over.

@@ -108,6 +108,27 @@ std::uint64_t eligible_for_writes(const scenario& s, const load_rate& l) noexcep
   return n;
 }
 
+double aws_write_documents_per_shadow(const scenario& s) noexcept {
+  std::uint64_t shadows = 0;
+  for (const auto& e : s.fleet) {
+    if (e.via == dialect::aws) shadows += e.count * e.shadows.size();
+  }
+  if (shadows == 0) return 0;
+  double busiest = 0;
+  for (const auto& ph : s.phases) {
+    const auto& l = ph.backend.desired_writes;
+    const auto eligible = eligible_for_writes(s, l);
+    if (!l.any() || eligible == 0) continue;
+    std::uint64_t aws = 0;  // the eligible devices that are AWS things: their share of the writes
+    for (const auto& e : s.fleet) {
+      if (e.via == dialect::aws && e.profile && has_any(e.profile->desired, l.names)) aws += e.count;
+    }
+    const double writes = l.per_second(eligible) * static_cast<double>(aws) / static_cast<double>(eligible);
+    busiest = std::max(busiest, 2 * writes);
+  }
+  return busiest / static_cast<double>(shadows);
+}
+
 std::uint64_t eligible_for_methods(const scenario& s, const load_rate& l) noexcept {
   std::uint64_t n = 0;
   for (const auto& e : s.fleet) {

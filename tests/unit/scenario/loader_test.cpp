@@ -360,6 +360,33 @@ TEST_CASE("overrides (--set) change the YAML before it is read, and are checked 
   CHECK(negative.to_string().find("ramp.max_connecting: -1 is out of range") != std::string::npos);
 }
 
+TEST_CASE("the AWS shadow documents the back end's writes make, per shadow, at the busiest phase", "[scenario][plan]") {
+  const auto load = [](const std::string& text) {
+    config::diagnostics diags;
+    auto s = sc::load_scenario_string(text, "d.yaml", diags, shipped_profiles());
+    INFO(diags.to_string());
+    REQUIRE(s);
+    return *s;
+  };
+  // 10 things with 2 shadows beside 10 Azure devices: the things take half the writes.
+  const auto s = load(R"(
+fleet:
+  - { profile: lightbulb, count: 10, dialect: aws, shadows: [classic, cfg] }
+  - { profile: lightbulb, count: 10, id: "az-{index}" }
+phases:
+  - { name: a, duration: 1s, backend: { desired_writes: 40/s } }
+  - { name: b, duration: 1s, backend: { desired_writes: { rate: 5/s, per: device } } }
+  - { name: c, duration: 1s }
+)");
+  // Phase b: 100 writes/s, 50 to the things, a document each and one for each acknowledgement,
+  // over 20 shadows.
+  CHECK(sc::aws_write_documents_per_shadow(s) == Approx(5.0));
+  CHECK(sc::aws_write_documents_per_shadow(load(R"(
+fleet: [ { profile: lightbulb, count: 10 } ]
+phases: [ { name: a, duration: 1s, backend: { desired_writes: 40/s } } ]
+)")) == 0);
+}
+
 TEST_CASE("scale_fleet (--devices) keeps each entry's share", "[scenario][plan]") {
   config::diagnostics diags;
   auto s = sc::load_scenario(repo() / "scenarios/quickstart.yaml", diags, shipped_profiles());

@@ -56,4 +56,11 @@ struct phase_window {
 [[nodiscard]] std::uint64_t eligible_for_writes(const scenario& s, const load_rate& l) noexcept;
 [[nodiscard]] std::uint64_t eligible_for_methods(const scenario& s, const load_rate& l) noexcept;
 
+// The AWS shadow documents (/update/documents) the back end's desired writes make a second at
+// the busiest phase, per AWS shadow: each accepted write makes one, and the device's
+// acknowledgement (the reported mirror) another. Device reports of their own add more. 0 when
+// the fleet has no AWS shadows or no writes reach them. What one observer connection of
+// aws_observer must carry: shadows_per_connection × this.
+[[nodiscard]] double aws_write_documents_per_shadow(const scenario& s) noexcept;
+
 }  // namespace twinfleet::scenario
