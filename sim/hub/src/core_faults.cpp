@@ -66,7 +66,8 @@ bool applies(const throttle_settings& t, throttle_class c) {
 
 double capacity(const rate_limit& l) { return std::max(1.0, l.burst > 0 ? l.burst : l.per_second); }
 
-void refill(throttle_bucket& b, const rate_limit& l, time_point now) {
+template <class Bucket>  // throttle_bucket or token_bucket
+void refill(Bucket& b, const rate_limit& l, time_point now) {
   if (b.updated == time_point{}) {
     b.tokens = capacity(l);
   } else if (now > b.updated) {

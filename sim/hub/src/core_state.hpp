@@ -58,16 +58,11 @@ struct aws_thing {
   std::map<std::string, twin::aws_shadow, std::less<>> shadows;  // "" is the classic shadow
 };
 
-// One throttle bucket and the requests waiting for its tokens.
-struct throttle_waiting {
-  double cost;
-  std::function<void(time_point)> run;
-};
-struct throttle_bucket {
+// A token bucket without a queue: what is over the rate is dropped (a plain pair, as every
+// connection holds one).
+struct token_bucket {
   double tokens = 0;
   time_point updated{};
-  bool scheduled = false;  // an entry in throttle_due points here
-  std::deque<throttle_waiting> queue;
 };
 
 // What the hub knows about one device connection.
@@ -93,7 +88,7 @@ struct connection_state {
   // the device is searched by `identity` instead.
   azure_device* device = nullptr;
   // Throttling (aws_connection_deliveries): the messages this AWS connection may still be sent.
-  throttle_bucket deliveries;
+  token_bucket deliveries;
 };
 
 struct pending_method {
@@ -116,6 +111,18 @@ struct delayed_send {
   std::string topic;
   std::string payload;
   mqtt::qos qos;
+};
+
+// One throttle bucket and the requests waiting for its tokens.
+struct throttle_waiting {
+  double cost;
+  std::function<void(time_point)> run;
+};
+struct throttle_bucket {
+  double tokens = 0;
+  time_point updated{};
+  bool scheduled = false;  // an entry in throttle_due points here
+  std::deque<throttle_waiting> queue;
 };
 
 struct hub_core::state {
