@@ -115,7 +115,7 @@ void hub_core::state::add_subscription(link& connection, connection_state& cs, s
                                        mqtt::qos qos) {
   remove_subscription(connection, cs, filter);  // a repeated SUBSCRIBE replaces it (MQTT 3.1.1 3.8.4)
   cs.filters.emplace_back(std::string(filter), qos);
-  if (filter.find_first_of("+#") != std::string_view::npos) {
+  if (mqtt::has_wildcard(filter)) {
     wildcard_subscriptions.insert(filter, subscriber{&connection, qos});
   } else {
     exact_subscriptions[std::string(filter)].push_back(subscriber{&connection, qos});
@@ -128,7 +128,7 @@ void hub_core::state::remove_subscription(link& connection, connection_state& cs
     std::erase_if(it->second, [&](const subscriber& s) { return s.connection == &connection; });
     if (it->second.empty()) exact_subscriptions.erase(it);
   }
-  if (filter.find_first_of("+#") != std::string_view::npos) {
+  if (mqtt::has_wildcard(filter)) {
     wildcard_subscriptions.erase_if(filter, [&](const subscriber& s) { return s.connection == &connection; });
   }
 }

@@ -14,6 +14,9 @@ namespace twinfleet::mqtt {
 // level and only as the last one. UTF-8 is not checked here.
 [[nodiscard]] bool is_valid_topic_filter(std::string_view filter) noexcept;
 
+// Whether `s` holds a wildcard character (+ or #): a filter that is not one exact topic.
+[[nodiscard]] bool has_wildcard(std::string_view s) noexcept;
+
 // Whether a message published on `name` reaches a subscription to `filter`.
 // + matches exactly one level (possibly empty), # the parent level and any number of levels
 // below it ("a/#" matches "a"), and a filter that starts with + or # never matches a name that
