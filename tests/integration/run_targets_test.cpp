@@ -107,7 +107,8 @@ struct hub_process {
 // A scenario of `count` devices of one profile and dialect: desired writes for `writes`, then
 // a quiet second and a half so that every write has time to converge before the run ends.
 fs::path write_scenario(const temp_dir& dir, const std::string& target, std::string_view profile, std::string_view dialect,
-                        int count, std::string_view writes = "4s", std::string_view extra = "", std::string_view rate = "10/s") {
+                        int count, std::string_view writes = "4s", std::string_view extra = "", std::string_view rate = "10/s",
+                        std::string_view calls = "") {
   const auto file = dir.path() / "target.yaml";
   std::ofstream out(file);
   out << "name: targets\nseed: 9\ntarget:\n" << target << "fleet:\n"
@@ -115,7 +116,8 @@ fs::path write_scenario(const temp_dir& dir, const std::string& target, std::str
       << ", dialect: " << dialect << ", id: \"" << profile << "-{index:02}\"" << extra << " }\n"
       << "ramp: { rate: 100/s }\n"
       << "phases:\n"
-      << "  - { name: writes, duration: " << writes << ", backend: { desired_writes: " << rate << " } }\n"
+      << "  - { name: writes, duration: " << writes << ", backend: { desired_writes: " << rate
+      << (calls.empty() ? std::string() : ", method_calls: " + std::string(calls)) << " } }\n"
       << "  - { name: settle, duration: 1500ms }\n";
   return file;
 }
@@ -286,6 +288,14 @@ TEST_CASE("run target aws: one shared certificate and keys in the scenario, wron
   CHECK(busy.r.out.find("note: the back end's writes alone make about 120 shadow documents a second for each AWS observer "
                         "connection, and AWS IoT sends a connection at most 100: set aws_observer.shadows_per_connection to 6 "
                         "or fewer") != std::string::npos);
+  CHECK(busy.r.out.find("AWS commands a second") == std::string::npos);  // no method calls
+
+  // 150 commands a second: their answers pass the 100 a second one connection is sent.
+  const auto calling = run(write_scenario(dir, aws_target(hub, shared + keys), "lightbulb", "aws", 10, "2s", "", "1/s", "150/s"),
+                           dir.path() / "calling");
+  INFO("stdout: " << calling.r.out << "\nstderr: " << calling.r.err);
+  CHECK(calling.r.out.find("note: this process calls about 150 AWS commands a second, and their answers reach it on one MQTT "
+                           "connection, which AWS IoT sends at most 100 messages a second") != std::string::npos);
 
   const auto wrong = "  access_key_id: " + hub.field("aws", "access_key_id") + "\n  secret_access_key: not-the-secret\n";
   const auto r = run(write_scenario(dir, aws_target(hub, shared + wrong), "lightbulb", "aws", 10), dir.path() / "bad").r;

@@ -801,6 +801,13 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
     command_options.transport = target.transport(first_aws != fleet.end() ? std::string_view(first_aws->id) : std::string_view());
     aws_commands = std::make_unique<backends::aws_command_client>(hub_io.get_executor(), *target.aws, command_options);
     svc.aws_commands = aws_commands.get();
+    // Their answers come back on that one connection, which AWS IoT sends at most 100 a second.
+    const double calls = scenario::aws_command_calls_per_second(s) / static_cast<double>(shards);
+    if (std::holds_alternative<scenario::aws_target>(s.target) && calls > 100) {
+      out("note: this process calls about " + std::to_string(static_cast<long long>(std::lround(calls))) +
+          " AWS commands a second, and their answers reach it on one MQTT connection, which AWS IoT sends at most "
+          "100 messages a second: calls past that time out; --workers N gives each of N processes its own connection");
+    }
   }
 
   // The registry and its endpoint outlive the run when the caller wants a last scrape

@@ -129,6 +129,21 @@ double aws_write_documents_per_shadow(const scenario& s) noexcept {
   return busiest / static_cast<double>(shadows);
 }
 
+double aws_command_calls_per_second(const scenario& s) noexcept {
+  double busiest = 0;
+  for (const auto& ph : s.phases) {
+    const auto& l = ph.backend.method_calls;
+    const auto eligible = eligible_for_methods(s, l);
+    if (!l.any() || eligible == 0) continue;
+    std::uint64_t aws = 0;  // the eligible devices that are AWS things: their share of the calls
+    for (const auto& e : s.fleet) {
+      if (e.via == dialect::aws && e.profile && has_any(e.profile->commands, l.names)) aws += e.count;
+    }
+    busiest = std::max(busiest, l.per_second(eligible) * static_cast<double>(aws) / static_cast<double>(eligible));
+  }
+  return busiest;
+}
+
 std::uint64_t eligible_for_methods(const scenario& s, const load_rate& l) noexcept {
   std::uint64_t n = 0;
   for (const auto& e : s.fleet) {

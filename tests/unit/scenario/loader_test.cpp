@@ -381,6 +381,14 @@ phases:
   // Phase b: 100 writes/s, 50 to the things, a document each and one for each acknowledgement,
   // over 20 shadows.
   CHECK(sc::aws_write_documents_per_shadow(s) == Approx(5.0));
+  CHECK(sc::aws_command_calls_per_second(s) == 0);  // no method calls
+  // Commands: half of 30 calls a second go to the things (both profiles have blink).
+  CHECK(sc::aws_command_calls_per_second(load(R"(
+fleet:
+  - { profile: lightbulb, count: 10, dialect: aws }
+  - { profile: lightbulb, count: 10, id: "az-{index}" }
+phases: [ { name: a, duration: 1s, backend: { method_calls: 30/s } } ]
+)")) == Approx(15.0));
   CHECK(sc::aws_write_documents_per_shadow(load(R"(
 fleet: [ { profile: lightbulb, count: 10 } ]
 phases: [ { name: a, duration: 1s, backend: { desired_writes: 40/s } } ]

@@ -63,4 +63,8 @@ struct phase_window {
 // aws_observer must carry: shadows_per_connection × this.
 [[nodiscard]] double aws_write_documents_per_shadow(const scenario& s) noexcept;
 
+// The method calls a second that go to AWS things (commands, docs/PROFILES.md) at the busiest
+// phase: their answers reach the back end on one MQTT connection.
+[[nodiscard]] double aws_command_calls_per_second(const scenario& s) noexcept;
+
 }  // namespace twinfleet::scenario
