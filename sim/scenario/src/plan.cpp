@@ -108,23 +108,33 @@ std::uint64_t eligible_for_writes(const scenario& s, const load_rate& l) noexcep
   return n;
 }
 
+namespace {
+// The operations a second of load `l` that go to AWS things: its rate over the devices whose
+// profile has what it names (`items` of the profile: desired properties or commands), times
+// the things' share of those devices, as the back end picks among them evenly.
+template <class Items>
+double aws_share_per_second(const scenario& s, const load_rate& l, Items device::profile::*items) {
+  std::uint64_t eligible = 0;
+  std::uint64_t aws = 0;
+  for (const auto& e : s.fleet) {
+    if (!e.profile || !has_any((*e.profile).*items, l.names)) continue;
+    eligible += e.count;
+    if (e.via == dialect::aws) aws += e.count;
+  }
+  if (!l.any() || eligible == 0) return 0;
+  return l.per_second(eligible) * static_cast<double>(aws) / static_cast<double>(eligible);
+}
+}  // namespace
+
 double aws_write_documents_per_shadow(const scenario& s) noexcept {
   std::uint64_t shadows = 0;
   for (const auto& e : s.fleet) {
     if (e.via == dialect::aws) shadows += e.count * e.shadows.size();
   }
   if (shadows == 0) return 0;
-  double busiest = 0;
+  double busiest = 0;  // documents a second: one for each write, one for its acknowledgement
   for (const auto& ph : s.phases) {
-    const auto& l = ph.backend.desired_writes;
-    const auto eligible = eligible_for_writes(s, l);
-    if (!l.any() || eligible == 0) continue;
-    std::uint64_t aws = 0;  // the eligible devices that are AWS things: their share of the writes
-    for (const auto& e : s.fleet) {
-      if (e.via == dialect::aws && e.profile && has_any(e.profile->desired, l.names)) aws += e.count;
-    }
-    const double writes = l.per_second(eligible) * static_cast<double>(aws) / static_cast<double>(eligible);
-    busiest = std::max(busiest, 2 * writes);
+    busiest = std::max(busiest, 2 * aws_share_per_second(s, ph.backend.desired_writes, &device::profile::desired));
   }
   return busiest / static_cast<double>(shadows);
 }
@@ -132,14 +142,7 @@ double aws_write_documents_per_shadow(const scenario& s) noexcept {
 double aws_command_calls_per_second(const scenario& s) noexcept {
   double busiest = 0;
   for (const auto& ph : s.phases) {
-    const auto& l = ph.backend.method_calls;
-    const auto eligible = eligible_for_methods(s, l);
-    if (!l.any() || eligible == 0) continue;
-    std::uint64_t aws = 0;  // the eligible devices that are AWS things: their share of the calls
-    for (const auto& e : s.fleet) {
-      if (e.via == dialect::aws && e.profile && has_any(e.profile->commands, l.names)) aws += e.count;
-    }
-    busiest = std::max(busiest, l.per_second(eligible) * static_cast<double>(aws) / static_cast<double>(eligible));
+    busiest = std::max(busiest, aws_share_per_second(s, ph.backend.method_calls, &device::profile::commands));
   }
   return busiest;
 }
