@@ -13,6 +13,7 @@
 #include <twinfleet/backends/service_aws_observer.hpp>
 
 #include <twinfleet/auth/tls.hpp>
+#include <twinfleet/backends/aws_device_session.hpp>
 #include <twinfleet/net/error.hpp>
 
 #include <mqtt/async_client.h>
@@ -98,12 +99,7 @@ enum class message_kind { document, malformed, other };
 }  // namespace
 
 std::string shadow_documents_topic(std::string_view thing, std::string_view shadow) {
-  std::string topic = "$aws/things/";
-  topic += thing;
-  topic += shadow.empty() ? "/shadow" : "/shadow/name/";
-  topic += shadow;
-  topic += "/update/documents";
-  return topic;
+  return aws_shadow_topic_prefix(thing, shadow) + "/update/documents";
 }
 
 struct aws_shadow_observer::impl {

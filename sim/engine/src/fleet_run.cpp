@@ -776,9 +776,10 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
   }
   all_devices.clear();
   const bool embedded_hub = std::holds_alternative<scenario::local_target>(s.target);
-  // The AWS observer's connections count too when it shares the shadows out.
-  std::uint64_t observer_connections = 0;
-  if (s.aws_observer.shadows_per_connection > 0) observer_connections = observer_shards(fleet, s.aws_observer.shadows_per_connection).size();
+  // What each AWS observer connection will subscribe to; its connections count too when it
+  // shares the shadows out (one connection is among the 16 service connections).
+  auto observer_filter_sets = observer_shards(fleet, s.aws_observer.shadows_per_connection);
+  const std::uint64_t observer_connections = s.aws_observer.shadows_per_connection > 0 ? observer_filter_sets.size() : 0;
   const auto plan = ensure_file_limit(
       fd_demand{.devices = fleet.size(), .embedded_hub = embedded_hub, .service_connections = 16 + observer_connections});
   if (!plan.fits) return twin::error{1, plan.explanation};
@@ -871,7 +872,7 @@ twin::result<run_result> run_scenario(const scenario::scenario& s, const run_opt
       if (!observer.aws_by_service.exchange(false)) return;  // said once, for the first connection lost
       out("note: the AWS shadow-documents observer lost a connection; AWS convergence is counted from the devices' acknowledgements from now on");
     };
-    auto filter_sets = observer_shards(fleet, s.aws_observer.shadows_per_connection);
+    auto& filter_sets = observer_filter_sets;
     if (std::holds_alternative<scenario::aws_target>(s.target)) warn_observer_load(s, fleet, filter_sets.size(), out);
     for (std::size_t k = 0; o && k < filter_sets.size(); ++k) {
       auto chosen = *o;

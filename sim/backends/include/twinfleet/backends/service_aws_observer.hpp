@@ -85,9 +85,8 @@ struct aws_shadow_observer_options {
   std::vector<std::string> filters;
 };
 
-// AWS IoT's message broker quotas (PROTOCOLS.md B: not adjustable).
+// AWS IoT's message broker quota (PROTOCOLS.md B7: not adjustable).
 inline constexpr std::size_t max_filters_per_subscribe = 8;
-inline constexpr std::size_t max_subscriptions_per_connection = 50;
 
 // The documents topic of one shadow ("" is the classic shadow): what a sharded observer
 // subscribes to, one exact filter per shadow.
